@@ -1,0 +1,173 @@
+"""``poollab up`` and ``poollab status``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from poollab.cli import CliError
+from poollab.launcher.health import is_healthy
+from poollab.launcher.lab import Lab, LabError, broker_for_local_lab
+from poollab.launcher.topology import Service, available_pools, build_services
+from poollab.settings import ALL_POOLS, PoolName, Settings
+
+console = Console(stderr=True)
+
+
+def add_parser(subparsers: Any) -> None:
+    up = subparsers.add_parser(
+        "up",
+        help="start the whole lab as local processes",
+        description=(
+            "Start upstream, producer, a worker per pool, the asyncio consumer and Flower as "
+            "local processes; an embedded Redis when POOLLAB_BROKER_URL is unset and none "
+            "answers on 127.0.0.1:6379. Ctrl-C or SIGTERM stops them all."
+        ),
+    )
+    up.add_argument(
+        "--pools", default=",".join(available_pools()), help="comma-separated pools (default: all)"
+    )
+    up.add_argument("--no-flower", action="store_true", help="do not start Flower")
+    up.add_argument("--run-dir", type=Path, default=Path(".poollab"), help="state and logs")
+    up.add_argument("--timeout", type=float, default=90.0, help="seconds to become healthy")
+    up.set_defaults(func=run_up)
+
+    status = subparsers.add_parser("status", help="show which lab services run")
+    status.add_argument("--run-dir", type=Path, default=Path(".poollab"))
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(func=run_status)
+
+
+def parse_pools(text: str) -> tuple[PoolName, ...]:
+    pools = tuple(p.strip() for p in text.split(",") if p.strip())
+    unknown = [p for p in pools if p not in ALL_POOLS]
+    if unknown or not pools:
+        raise CliError(f"--pools: unknown pool {', '.join(unknown)}; choose from {ALL_POOLS}")
+    return pools  # type: ignore[return-value]
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _launcher_alive(run_dir: Path) -> int | None:
+    try:
+        state = json.loads((run_dir / "state.json").read_text())
+        pid = int(state["launcher_pid"])
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, KeyError, ProcessLookupError, json.JSONDecodeError):
+        return None
+    return pid
+
+
+def run_up(args: argparse.Namespace) -> int:
+    pools = parse_pools(args.pools)
+    if (pid := _launcher_alive(args.run_dir)) is not None:
+        raise CliError(f"the lab already runs (launcher pid {pid}); `poollab status` shows it")
+    try:
+        broker_url, embedded = broker_for_local_lab(dict(os.environ))
+    except LabError as exc:
+        raise CliError(str(exc)) from None
+    env = {**os.environ, "POOLLAB_BROKER_URL": broker_url}
+    settings = Settings(broker_url=broker_url)
+    services = build_services(settings, socket.gethostname(), pools, with_flower=not args.no_flower)
+    busy = [s for s in services if s.url and _port_in_use(int(s.url.rsplit(":", 1)[1]))]
+    if busy:
+        if embedded:
+            embedded.stop()
+        taken = ", ".join(f"{s.name} ({s.url})" for s in busy)
+        raise CliError(f"port already in use: {taken}")
+    lab = Lab(settings, env, args.run_dir, on_event=lambda m: console.print(f"[dim]{m}[/]"))
+    lab.redis = embedded
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        if embedded:
+            console.print(f"started an embedded Redis at {embedded.url}")
+        try:
+            lab.start(services, timeout_s=args.timeout)
+        except LabError as exc:
+            raise CliError(str(exc)) from None
+        print_services(services, broker_url)
+        console.print("[bold]The lab is up.[/] Ctrl-C stops it.")
+        while True:
+            for run in lab.exited():
+                console.print(
+                    f"[red]{run.service.name} exited with {run.process.returncode}[/]; "
+                    f"log: {run.log_path}"
+                )
+                lab.running.pop(run.service.name)
+                lab.write_state()
+            time.sleep(1.0)
+    except (_Stop, KeyboardInterrupt):
+        console.print("stopping the lab ...")
+    finally:
+        # a second signal must not interrupt the graceful stop half-way
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        lab.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    console.print("the lab is stopped")
+    return 0
+
+
+def print_services(services: list[Service], broker_url: str) -> None:
+    table = Table(title="Pool Lab")
+    table.add_column("service")
+    table.add_column("listens / node")
+    table.add_row("redis", broker_url)
+    for service in services:
+        table.add_row(service.name, service.url or service.target)
+    Console().print(table)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    try:
+        state = json.loads((args.run_dir / "state.json").read_text())
+    except FileNotFoundError:
+        raise CliError(f"the lab is not running (no {args.run_dir / 'state.json'})") from None
+    settings = Settings(broker_url=state["broker_url"])
+    rows = []
+    for entry in state["services"]:
+        try:
+            os.kill(entry["pid"], 0)
+            alive = True
+        except ProcessLookupError:
+            alive = False
+        service = Service(entry["name"], (), entry["check"], entry["target"], entry["url"])
+        healthy = alive and is_healthy(service, settings)
+        rows.append({**entry, "alive": alive, "healthy": healthy})
+    if args.json:
+        print(json.dumps({"broker_url": state["broker_url"], "services": rows}, indent=2))
+    else:
+        table = Table(title=f"Pool Lab (broker {state['broker_url']})")
+        for column in ("service", "pid", "state", "listens / node"):
+            table.add_column(column)
+        for row in rows:
+            word = (
+                "[green]healthy[/]"
+                if row["healthy"]
+                else ("[yellow]starting/unhealthy[/]" if row["alive"] else "[red]exited[/]")
+            )
+            table.add_row(row["name"], str(row["pid"]), word, row["url"] or row["target"])
+        Console().print(table)
+    return 0 if all(row["healthy"] for row in rows) else 1

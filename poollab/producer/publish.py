@@ -1,0 +1,161 @@
+"""Validating a job request and publishing it, shared by the HTTP API and ``poollab submit``.
+
+The producer never imports worker code: it sends ``poollab.<kind>`` by name with
+``send_task`` and stamps the time of publishing into the message's headers.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
+
+from celery import Celery
+from celery.result import AsyncResult
+from kombu.exceptions import OperationalError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from poollab import jobs
+from poollab.settings import ALL_POOLS, Settings
+
+Kind = Literal["noop", "sleep", "cpu", "io", "mixed"]
+Pool = Literal["prefork", "threads", "gevent", "solo", "asyncio"]
+assert set(Kind.__args__) == set(jobs.KINDS)  # type: ignore[attr-defined]
+assert set(Pool.__args__) == set(ALL_POOLS)  # type: ignore[attr-defined]
+
+
+class JobRequest(BaseModel):
+    """``POST /jobs``: ``count`` jobs of one kind with the same params, for one pool."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pool: Pool
+    kind: Kind
+    params: dict[str, Any] = Field(default_factory=dict)
+    count: int = Field(1, ge=1)
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class RequestInvalid(Exception):
+    """A request that names what is wrong with it, field by field."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+
+class BrokerUnavailable(Exception):
+    def __init__(self, message: str, published: list[str]) -> None:
+        super().__init__(message)
+        self.published = published
+
+
+def _field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
+    return [
+        FieldError(
+            field=prefix + (".".join(str(part) for part in err["loc"]) or "body"),
+            message=err["msg"],
+        )
+        for err in exc.errors()
+    ]
+
+
+def parse_request(payload: Any, settings: Settings) -> tuple[JobRequest, dict[str, Any]]:
+    """Check everything before anything is published; return the request and clean params."""
+    try:
+        request = JobRequest.model_validate(payload)
+    except ValidationError as exc:
+        raise RequestInvalid(_field_errors(exc)) from None
+    errors: list[FieldError] = []
+    if request.count > settings.max_count:
+        errors.append(FieldError(field="count", message=f"at most {settings.max_count}"))
+    kind = jobs.CATALOGUE[request.kind]
+    try:
+        params = kind.params.model_validate(request.params)
+    except ValidationError as exc:
+        errors.extend(_field_errors(exc, prefix="params."))
+        raise RequestInvalid(errors) from None
+    for name, cap in (("ms", settings.max_ms), ("n", settings.max_cpu_n)):
+        value = getattr(params, name, None)
+        if isinstance(value, int) and value > cap:
+            errors.append(FieldError(field=f"params.{name}", message=f"at most {cap}"))
+    if errors:
+        raise RequestInvalid(errors)
+    return request, params.model_dump(exclude_defaults=True)
+
+
+def publish(app: Celery, pool: str, kind: str, params: dict[str, Any], count: int) -> list[str]:
+    """Publish ``count`` jobs on one connection; a broker failure raises BrokerUnavailable."""
+    task_name = jobs.CATALOGUE[kind].task_name
+    published: list[str] = []
+    try:
+        with app.producer_or_acquire() as producer:
+            for _ in range(count):
+                task_id = str(uuid.uuid4())
+                app.send_task(
+                    task_name,
+                    kwargs=params,
+                    queue=pool,
+                    task_id=task_id,
+                    headers={jobs.SENT_HEADER: time.time()},
+                    producer=producer,
+                    retry=False,
+                )
+                published.append(task_id)
+    except (OperationalError, OSError) as exc:
+        raise BrokerUnavailable(f"broker unavailable: {exc}", published) from exc
+    return published
+
+
+def job_state(app: Celery, task_id: str) -> dict[str, Any]:
+    """A job's state, its value and its timings, as ``GET /jobs/{id}`` returns them."""
+    result = AsyncResult(task_id, app=app)
+    state = result.state
+    body: dict[str, Any] = {"id": task_id, "state": state, "result": None, "timings": None}
+    info = result.info
+    if state == "SUCCESS" and isinstance(info, dict) and "timings" in info:
+        body["result"] = info.get("value")
+        body["timings"] = info["timings"]
+        body["worker"] = {key: info.get(key) for key in ("pool", "hostname", "pid")}
+    elif state == "SUCCESS":
+        body["result"] = info
+    elif isinstance(info, BaseException):
+        body["error"] = {"type": type(info).__name__, "message": str(info)}
+    return body
+
+
+def is_job_id(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def iter_results(
+    app: Celery, ids: list[str], timeout: float
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield (id, meta) as jobs finish, reading the backend in batches (MGET, not per id).
+
+    Raises celery's TimeoutError when the jobs are not all done within ``timeout`` seconds.
+    """
+    yield from app.backend.get_many(set(ids), timeout=timeout, interval=0.05)
+
+
+def wait_for(
+    app: Celery,
+    ids: list[str],
+    timeout: float,
+    on_result: Callable[[str, dict[str, Any]], None] | None = None,
+) -> dict[str, dict[str, Any]]:
+    metas: dict[str, dict[str, Any]] = {}
+    for task_id, meta in iter_results(app, ids, timeout):
+        metas[task_id] = meta
+        if on_result is not None:
+            on_result(task_id, meta)
+    return metas

@@ -1,0 +1,1 @@
+"""The lab's HTTP services: the upstream that I/O jobs call, and (later) the collector."""

@@ -1,0 +1,1 @@
+"""Celery workers, one per pool: ``celery -A poollab.worker.app worker -P POOL -Q POOL``."""
