@@ -21,9 +21,9 @@ lab: $(STAMP)
 
 ## lint, type-check and run the whole test suite on a real Redis
 test: $(STAMP)
-	$(BIN)/ruff check poollab tests
-	$(BIN)/ruff format --check poollab tests
-	$(BIN)/mypy poollab
+	$(BIN)/ruff check poollab tests benchmarks
+	$(BIN)/ruff format --check poollab tests benchmarks
+	$(BIN)/mypy poollab benchmarks
 	$(BIN)/pytest -q
 
 lint: $(STAMP)

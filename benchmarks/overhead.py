@@ -3,8 +3,10 @@
 For each pool, a worker of each app runs on the same Redis with the same settings; the
 queue is filled while the worker's consumer is cancelled, then the consumer is added back
 and the drain is timed until the last job finished (stamped by the worker). Apps
-alternate, repeated, and the best of each is compared. Also measures the upstream's ceiling at 1,000 concurrent
-connections. Usage: ``python -m benchmarks.overhead [--jobs 3000] [--repeat 3]``.
+alternate, repeated, and the best of each is compared. Also measures the upstream's
+ceiling at 1,000 concurrent connections.
+
+Usage: ``python -m benchmarks.overhead [--jobs 3000] [--repeat 3]``.
 """
 
 from __future__ import annotations
