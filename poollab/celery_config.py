@@ -49,7 +49,7 @@ def make_celery(
     return app
 
 
-class _PollingClient(Celery):
+class _PollingClient(Celery):  # type: ignore[misc]
     """A Celery app for code that publishes by task name and polls for results.
 
     Celery's Redis result backend SUBSCRIBEs to every task's channel when the task is sent,
