@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "demo": "poollab.demo.cli",
     "serve": "poollab.services.cli",
     "consume": "poollab.consumer.cli",
+    "soak": "poollab.soak",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PoolName = Literal["prefork", "threads", "gevent", "solo", "asyncio"]
@@ -36,8 +36,33 @@ class Settings(BaseSettings):
     concurrency_asyncio: int = Field(100, ge=1, le=10000)
 
     prefetch_multiplier: int = Field(1, ge=0, le=1000)
-    # seconds before an unacknowledged message (its worker died) is delivered again
+    # seconds before an unacknowledged message (its worker died) is delivered again; keep it
+    # above the longest job (time_limit_s), or a job still running is delivered a second time
     visibility_timeout: int = Field(300, ge=1)
+    # seconds between a worker's sweeps for messages unacknowledged past the visibility
+    # timeout (kombu's default sweeps every 100 s: 10 s interval, every 10th call)
+    restore_interval_s: int = Field(10, ge=1, le=3600)
+    # time limits of every job, in seconds: the soft one raises SoftTimeLimitExceeded in the
+    # job, the hard one kills it (prefork: both; gevent: the hard one only; threads and solo
+    # cannot interrupt a job). The soft one must be below the hard one; 0 turns it off.
+    # Per kind: POOLLAB_SOFT_TIME_LIMIT_S_BY_KIND='{"io": 5}', POOLLAB_TIME_LIMIT_S_BY_KIND.
+    soft_time_limit_s: float = Field(240.0, ge=0)
+    time_limit_s: float = Field(270.0, gt=0)
+    soft_time_limit_s_by_kind: dict[str, float] = Field(default_factory=dict)
+    time_limit_s_by_kind: dict[str, float] = Field(default_factory=dict)
+    # job kinds retried on failure (comma-separated, e.g. "io,mixed"), with exponential
+    # backoff: retry n waits retry_backoff_s × 2**n seconds (at most retry_backoff_max_s;
+    # with jitter, a random share of that)
+    retry_kinds: str = ""
+    max_retries: int = Field(3, ge=0, le=100)
+    retry_backoff_s: int = Field(1, ge=1, le=3600)
+    retry_backoff_max_s: int = Field(60, ge=1, le=86400)
+    retry_jitter: bool = True
+    # how many times a worker retries storing a result while Redis is unreachable (each try
+    # itself retries for ~20 s; between tries it waits up to 10 s)
+    result_backend_max_retries: int = Field(30, ge=0, le=10_000)
+    # producer API: when set, every request but /healthz needs "Authorization: Bearer TOKEN"
+    api_token: SecretStr = SecretStr("")
     # seconds results stay in Redis
     result_expires: int = Field(3600, ge=1)
     # connections each process may open to Redis (broker and result backend, each)
@@ -58,6 +83,15 @@ class Settings(BaseSettings):
     @property
     def result_backend_url(self) -> str:
         return self.result_backend or self.broker_url
+
+    def time_limits(self, kind: str) -> tuple[float, float]:
+        """(soft, hard) time limit in seconds of one job kind."""
+        soft = self.soft_time_limit_s_by_kind.get(kind, self.soft_time_limit_s)
+        hard = self.time_limit_s_by_kind.get(kind, self.time_limit_s)
+        return soft, hard
+
+    def retried_kinds(self) -> frozenset[str]:
+        return frozenset(k.strip() for k in self.retry_kinds.split(",") if k.strip())
 
 
 @lru_cache(maxsize=1)

@@ -1,18 +1,21 @@
 """The producer's HTTP API (aiohttp): ``POST /jobs``, ``GET /jobs/{id}``, ``GET /healthz``.
 
 Publishing and reading results are blocking Celery calls, so they run in a thread pool
-owned by the app; a broker that is down answers 503 with ``Retry-After``.
+owned by the app; a broker that is down answers 503 with ``Retry-After``. With
+``POOLLAB_API_TOKEN`` set, every request but ``/healthz`` needs that bearer token.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from celery import Celery
 
 from poollab.celery_config import make_client
@@ -145,9 +148,43 @@ async def json_errors(
         )
 
 
+# health checks (the launcher's, compose's, a load balancer's) carry no credentials
+OPEN_PATHS = frozenset({"/healthz"})
+
+
+def bearer_auth(token: str) -> Middleware:
+    """Every request but the open paths needs ``Authorization: Bearer TOKEN``; else 401 JSON.
+
+    Checked before anything else, so an unauthenticated body is never read nor parsed.
+    """
+    expected = token.encode()
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in OPEN_PATHS:
+            return await handler(request)
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        # constant-time comparison: the time taken says nothing about how much matched
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected):
+            return await handler(request)
+        response = error_response(
+            401,
+            "unauthorized",
+            [FieldError(field="Authorization", message="expected 'Bearer <POOLLAB_API_TOKEN>'")],
+        )
+        response.headers["WWW-Authenticate"] = 'Bearer realm="poollab"'
+        return response
+
+    return middleware
+
+
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or get_settings()
-    app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body_bytes)
+    middlewares: list[Middleware] = [json_errors]
+    token = settings.api_token.get_secret_value()
+    if token:
+        middlewares.insert(0, bearer_auth(token))
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[SETTINGS_KEY] = settings
 
     async def celery_client(app: web.Application) -> AsyncIterator[None]:

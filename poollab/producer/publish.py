@@ -33,7 +33,8 @@ class JobRequest(BaseModel):
     pool: Pool
     kind: Kind
     params: dict[str, Any] = Field(default_factory=dict)
-    count: int = Field(1, ge=1)
+    # strict: true and "3" are not counts (found by the fuzz)
+    count: int = Field(1, ge=1, strict=True)
 
 
 class FieldError(BaseModel):

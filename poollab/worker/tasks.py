@@ -2,18 +2,23 @@
 
 Each task validates its keyword arguments, runs the blocking variant of its job and
 returns :func:`poollab.jobs.envelope`: the value plus the timings, pool, host and pid.
+Time limits and retries come from the settings, per kind (see docs/faults.md).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
+import urllib3
 from celery import Task
+from celery.exceptions import InvalidTaskError
 from celery.signals import celeryd_after_setup
+from celery.worker.request import Request
 
 from poollab import jobs
-from poollab.settings import get_settings
+from poollab.settings import Settings, get_settings
 from poollab.worker.app import app
 from poollab.worker.http import http_get
 
@@ -24,6 +29,8 @@ _POOL_BY_MODULE = {
     "celery.concurrency.eventlet": "eventlet",
     "celery.concurrency.solo": "solo",
 }
+log = logging.getLogger(__name__)
+
 # the pool this worker runs; set once the worker knows it (inherited by prefork children)
 pool_name = "unknown"
 
@@ -38,9 +45,84 @@ def _remember_pool(sender: str, instance: Any, **_: Any) -> None:
 
 _context = jobs.BlockingContext(upstream_url=get_settings().upstream_url, http_get=http_get)
 
+# what a retried kind retries on: the upstream's error answers and failed requests (refused,
+# reset, timed out); never a job's refusal of its input (JobError) nor a time limit
+RETRY_ON: tuple[type[BaseException], ...] = (jobs.UpstreamError, urllib3.exceptions.HTTPError)
 
-def _register(kind: jobs.JobKind) -> Task:  # type: ignore[type-arg]
-    @app.task(name=kind.task_name, bind=True)  # type: ignore[untyped-decorator]
+
+class CheckedRequest(Request):  # type: ignore[misc]
+    """A task message Celery cannot take apart is refused and logged, not fatal to the worker.
+
+    Celery builds the request from the message in the worker's main process, for every
+    pool. A message of a known task whose body is not ``[args, kwargs, embed]`` (or whose
+    headers lack the id) raises there, outside the handlers for invalid messages, and
+    Celery stops the worker as on an unrecoverable error (found by the fault tests with
+    Celery 5.7). Only the constructor is guarded: it parses and runs nothing, so an error
+    in it can only be the message's.
+    """
+
+    def __init__(self, message: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().__init__(message, *args, **kwargs)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise InvalidTaskError(f"malformed task message: {exc!r}") from exc
+
+
+def _task_options(kind: jobs.JobKind, settings: Settings) -> dict[str, Any]:
+    soft, hard = settings.time_limits(kind.name)
+    options: dict[str, Any] = {
+        "name": kind.task_name,
+        "bind": True,
+        "Request": CheckedRequest,
+        # 0 turns the soft limit off: the job is stopped at the hard one only
+        "soft_time_limit": soft or None,
+        "time_limit": hard,
+    }
+    if kind.name in settings.retried_kinds():
+        options.update(
+            autoretry_for=RETRY_ON,
+            max_retries=settings.max_retries,
+            retry_backoff=settings.retry_backoff_s,
+            retry_backoff_max=settings.retry_backoff_max_s,
+            retry_jitter=settings.retry_jitter,
+        )
+    return options
+
+
+def _check_settings(settings: Settings) -> None:
+    """Refuse to start on settings that would not do what they say: a kind the catalogue
+    lacks (a typo), or time limits Celery would apply differently."""
+    named = (
+        settings.retried_kinds()
+        | set(settings.soft_time_limit_s_by_kind)
+        | set(settings.time_limit_s_by_kind)
+    )
+    unknown = sorted(named - set(jobs.KINDS))
+    if unknown:
+        raise ValueError(f"unknown job kinds in the settings: {', '.join(unknown)}")
+    for kind in jobs.KINDS:
+        soft, hard = settings.time_limits(kind)
+        # Celery's prefork pool arms the hard limit only once the soft one has fired: a soft
+        # limit at or above the hard one would silently move the kill to the soft limit
+        if soft and soft >= hard:
+            raise ValueError(
+                f"{kind}: the soft time limit ({soft:g} s) must be below the hard one "
+                f"({hard:g} s); 0 turns it off"
+            )
+        if hard <= 0 or soft < 0:
+            raise ValueError(f"{kind}: time limits must be positive (soft: 0 for none)")
+    longest = max(settings.time_limits(kind)[1] for kind in jobs.KINDS)
+    if longest >= settings.visibility_timeout:
+        log.warning(
+            "a job may run %.0f s, longer than the visibility timeout (%d s): a job still "
+            "running past it is delivered to a worker a second time",
+            longest,
+            settings.visibility_timeout,
+        )
+
+
+def _register(kind: jobs.JobKind, settings: Settings) -> Task:  # type: ignore[type-arg]
+    @app.task(**_task_options(kind, settings))  # type: ignore[untyped-decorator]
     def run_job(self: Task, **kwargs: Any) -> dict[str, Any]:  # type: ignore[type-arg]
         started = time.time()
         sent = getattr(self.request, jobs.SENT_HEADER, None)
@@ -51,4 +133,7 @@ def _register(kind: jobs.JobKind) -> Task:  # type: ignore[type-arg]
     return run_job  # type: ignore[no-any-return]
 
 
-TASKS: dict[str, Task] = {name: _register(kind) for name, kind in jobs.CATALOGUE.items()}  # type: ignore[type-arg]
+_check_settings(get_settings())
+TASKS: dict[str, Task] = {  # type: ignore[type-arg]
+    name: _register(kind, get_settings()) for name, kind in jobs.CATALOGUE.items()
+}

@@ -1,0 +1,31 @@
+# One image for every Python service of the lab (docker-compose.yml picks the command).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# The pinned dependencies first, installed from pyproject.toml with a placeholder package:
+# a change to the lab's code rebuilds only the layer below, not every wheel.
+COPY pyproject.toml README.md ./
+RUN mkdir poollab && touch poollab/__init__.py \
+    && pip install . \
+    && pip uninstall -y poollab \
+    && rm -rf poollab build *.egg-info
+
+COPY poollab ./poollab
+COPY loadtest ./loadtest
+RUN pip install --no-deps . && rm -rf build *.egg-info
+
+# Not root: a job runs whatever code its kind names, and nothing here needs privileges.
+# .poollab/ is where the lab writes (the collector's raw data, `poollab load` results).
+RUN useradd --create-home --uid 10001 lab \
+    && mkdir -p .poollab/collector \
+    && chown -R lab:lab .poollab
+USER lab
+
+# docker-compose.yml gives each service its command; this one is for `docker run`.
+CMD ["poollab", "--help"]

@@ -1,0 +1,583 @@
+"""``poollab soak``: a steady, bounded load on every pool for minutes; does worker memory level off?
+
+The soak starts its own lab (an embedded Redis unless ``POOLLAB_BROKER_URL`` is given, an
+upstream on a free port, a worker per pool), publishes a fixed mix of small jobs at a fixed
+rate to each pool, and every ``--interval`` seconds records per pool: the jobs completed and
+failed since the last sample (throughput) and the RSS and USS summed over the worker's whole
+process tree (psutil). At the end it waits for the jobs still queued, stops the lab and
+writes a JSON report and a PNG chart.
+
+Memory "levels off" when RSS stops growing: the report gives the least-squares slope of RSS
+over the second half of the run, in MB/min, per pool (the first half holds the warm-up:
+imports, pools filling, allocator arenas). A slope that stays clearly above zero over a long
+run is a leak. For prefork the remedies are Celery's own: ``--max-tasks-per-child N``
+(replace a child after N jobs) and ``--max-memory-per-child KB`` (after a job that left the
+child above KB resident), both accepted here and passed to the prefork worker.
+
+The load is bounded: a pool that falls behind by more than ``--max-backlog-s`` seconds of
+jobs gets none until it catches up (counted as ``skipped``), so a slow pool measures itself,
+not an ever-growing queue. The counts add up: published = completed + failed + pending,
+and every job that was not skipped was published.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import platform
+import signal
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import psutil
+import redis
+from rich.console import Console
+from rich.table import Table
+
+from poollab.cli import CliError
+from poollab.launcher.lab import Lab, LabError
+from poollab.launcher.redis_server import RedisServer, free_port
+from poollab.launcher.topology import Service, available_pools, build_services
+from poollab.settings import ALL_POOLS, PoolName, Settings
+
+console = Console(stderr=True)
+
+# the mix every pool gets, in this order, round and round: small jobs of every kind, so that
+# a leak in any path (HTTP client, CPU loop, result writing) shows
+JOB_MIX: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("noop", {"x": 1}),
+    ("cpu", {"n": 20_000}),
+    ("io", {"ms": 20}),
+    ("sleep", {"ms": 10}),
+    ("mixed", {"n": 5_000, "ms": 10}),
+)
+# results read per Redis round trip
+_MGET_CHUNK = 500
+# jobs one pool may be sent in one tick of the publishing loop (after a stall the deficit
+# is skipped, not sent as a burst)
+_BURST = 50
+_TICK_S = 0.05
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "soak",
+        help="hold a steady load on every pool and watch worker memory",
+        description=(
+            "Start a lab of its own, publish a fixed mix of small jobs at a fixed rate to each "
+            "pool for MINUTES, sample throughput and the RSS of each worker's process tree, "
+            "and report the memory slope (MB/min over the second half) per pool as JSON "
+            "and a PNG chart."
+        ),
+    )
+    parser.add_argument("--minutes", type=float, default=10.0, help="how long to hold the load")
+    parser.add_argument(
+        "--pools", default=",".join(available_pools()), help="comma-separated pools (default: all)"
+    )
+    parser.add_argument("--rate", type=float, default=10.0, help="jobs per second per pool")
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
+    parser.add_argument(
+        "--max-backlog-s",
+        type=float,
+        default=30.0,
+        help="a pool more than this many seconds of jobs behind gets none until it catches up",
+    )
+    parser.add_argument(
+        "--drain-s", type=float, default=60.0, help="seconds to wait for queued jobs at the end"
+    )
+    parser.add_argument(
+        "--max-tasks-per-child", type=int, help="prefork: replace a child after N jobs"
+    )
+    parser.add_argument(
+        "--max-memory-per-child",
+        type=int,
+        help="prefork: replace a child whose resident memory exceeds KB after a job",
+    )
+    parser.add_argument("--run-dir", type=Path, default=Path(".poollab/soak"), help="logs")
+    parser.add_argument(
+        "--out", type=Path, default=Path(".poollab/soak/soak.json"), help="JSON report"
+    )
+    parser.add_argument("--chart", type=Path, help="PNG chart (default: the JSON path, .png)")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to become healthy")
+    parser.set_defaults(func=run)
+
+
+# --- measuring ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TreeMemory:
+    procs: int
+    rss: int
+    uss: int
+
+
+def tree_memory(root_pid: int) -> TreeMemory | None:
+    """RSS and USS summed over a process and all its descendants; None once it is gone.
+
+    RSS counts pages shared between prefork's children once per child (what ``ps`` and a
+    container limit see); USS counts only what each process alone holds (what stopping the
+    tree would give back). A leak shows in both.
+    """
+    try:
+        root = psutil.Process(root_pid)
+        members = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return None
+    procs = rss = uss = 0
+    for proc in members:
+        try:
+            info = proc.memory_full_info()
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            continue  # a prefork child replaced between listing and reading
+        procs += 1
+        rss += info.rss
+        uss += info.uss
+    return TreeMemory(procs, rss, uss)
+
+
+def slope_per_min(points: Sequence[tuple[float, float]]) -> float | None:
+    """Least-squares slope of (seconds, value) points, in value per minute; None if undefined."""
+    if len(points) < 2:
+        return None
+    n = len(points)
+    mean_t = sum(t for t, _ in points) / n
+    mean_v = sum(v for _, v in points) / n
+    var = sum((t - mean_t) ** 2 for t, _ in points)
+    if var == 0:
+        return None
+    cov = sum((t - mean_t) * (v - mean_v) for t, v in points)
+    return cov / var * 60.0
+
+
+def second_half(
+    points: Sequence[tuple[float, float]], duration_s: float
+) -> list[tuple[float, float]]:
+    return [(t, v) for t, v in points if t >= duration_s / 2]
+
+
+@dataclass
+class PoolLoad:
+    """What one pool was sent and what became of it."""
+
+    pool: str
+    service: str
+    published: int = 0
+    skipped: int = 0
+    completed: int = 0
+    failed: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    # job id -> nothing; the ids whose result has not been read yet
+    pending: dict[str, None] = field(default_factory=dict)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    exited: int | None = None
+    _done_at_last_sample: int = 0
+
+    def record(self, meta: dict[str, Any]) -> None:
+        if meta.get("status") == "SUCCESS":
+            self.completed += 1
+        else:
+            self.failed += 1
+            result = meta.get("result")
+            reason = result.get("exc_type", "?") if isinstance(result, dict) else str(result)
+            self.failures[reason] = self.failures.get(reason, 0) + 1
+
+    @property
+    def done(self) -> int:
+        return self.completed + self.failed
+
+
+class ResultReader:
+    """Reads finished jobs' results straight from the result backend, in batches, and deletes
+    them: a ten-minute soak would otherwise leave tens of thousands of keys in Redis."""
+
+    def __init__(self, backend_url: str, key_for: Any) -> None:
+        self.client = redis.Redis.from_url(backend_url)
+        self.key_for = key_for
+
+    def collect(self, load: PoolLoad) -> None:
+        ids = list(load.pending)
+        for start in range(0, len(ids), _MGET_CHUNK):
+            chunk = ids[start : start + _MGET_CHUNK]
+            keys = [self.key_for(task_id) for task_id in chunk]
+            values = self.client.mget(keys)
+            finished = []
+            for task_id, key, raw in zip(chunk, keys, values, strict=True):
+                if raw is None:
+                    continue
+                meta = json.loads(raw)
+                if meta.get("status") not in ("SUCCESS", "FAILURE"):
+                    continue  # RETRY or STARTED: not finished yet
+                load.record(meta)
+                del load.pending[task_id]
+                finished.append(key)
+            if finished:
+                self.client.delete(*finished)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# --- running ------------------------------------------------------------------------------
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def parse_pools(text: str) -> tuple[PoolName, ...]:
+    pools = tuple(p.strip() for p in text.split(",") if p.strip())
+    unknown = [p for p in pools if p not in ALL_POOLS]
+    if unknown or not pools:
+        raise CliError(f"--pools: unknown pool {', '.join(unknown)}; choose from {ALL_POOLS}")
+    missing = [p for p in pools if p not in available_pools()]
+    if missing:
+        raise CliError(f"--pools: not part of this build: {', '.join(missing)}")
+    return pools  # type: ignore[return-value]
+
+
+def prefork_flags(args: argparse.Namespace) -> tuple[str, ...]:
+    flags: list[str] = []
+    if args.max_tasks_per_child:
+        flags += ["--max-tasks-per-child", str(args.max_tasks_per_child)]
+    if args.max_memory_per_child:
+        flags += ["--max-memory-per-child", str(args.max_memory_per_child)]
+    return tuple(flags)
+
+
+def soak_services(
+    settings: Settings, pools: tuple[PoolName, ...], extra_prefork: tuple[str, ...]
+) -> list[Service]:
+    """The upstream and one consumer per pool; no producer (jobs are published directly)."""
+    services = [
+        s
+        for s in build_services(settings, socket.gethostname(), pools, with_flower=False)
+        if s.name != "producer"
+    ]
+    return [
+        dataclasses.replace(s, argv=(*s.argv, *extra_prefork)) if s.pool == "prefork" else s
+        for s in services
+    ]
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if not 0 < args.minutes <= 24 * 60:
+        raise CliError("--minutes: between 0 and 1440")
+    if not 0 < args.rate <= 10_000:
+        raise CliError("--rate: between 0 and 10000 jobs/s per pool")
+    if not 0.2 <= args.interval <= 600:
+        raise CliError("--interval: between 0.2 and 600 seconds")
+    if args.max_backlog_s <= 0 or args.drain_s < 0:
+        raise CliError("--max-backlog-s must be positive and --drain-s not negative")
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_args(args)
+    pools = parse_pools(args.pools)
+    given = os.environ.get("POOLLAB_BROKER_URL")
+    # a Redis of its own unless one is given: on a shared Redis another lab's workers would
+    # take the soak's jobs from the same queue names
+    embedded = None if given else RedisServer().start()
+    broker_url = given or (embedded.url + "/0" if embedded else "")
+    upstream_port = free_port()
+    env = {
+        **os.environ,
+        "POOLLAB_BROKER_URL": broker_url,
+        "POOLLAB_UPSTREAM_PORT": str(upstream_port),
+        "POOLLAB_UPSTREAM_URL": f"http://127.0.0.1:{upstream_port}",
+    }
+    settings = Settings(
+        broker_url=broker_url,
+        upstream_port=upstream_port,
+        upstream_url=f"http://127.0.0.1:{upstream_port}",
+    )
+    lab = Lab(settings, env, args.run_dir, on_event=lambda m: console.print(f"[dim]{m}[/]"))
+    lab.redis = embedded
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    report: dict[str, Any] | None = None
+    try:
+        try:
+            lab.start(soak_services(settings, pools, prefork_flags(args)), args.timeout)
+        except LabError as exc:
+            raise CliError(str(exc)) from None
+        report = soak(lab, settings, pools, args)
+    except _Stop:
+        console.print("interrupted: stopping the lab")
+    finally:
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        lab.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if report is None:
+        return 130
+    write_report(report, args.out, args.chart or args.out.with_suffix(".png"))
+    print_summary(report)
+    lost = sum(p["counts"]["pending"] for p in report["pools"].values())
+    return 1 if lost else 0
+
+
+def soak(
+    lab: Lab, settings: Settings, pools: tuple[PoolName, ...], args: argparse.Namespace
+) -> dict[str, Any]:
+    from poollab.celery_config import make_client
+    from poollab.producer.publish import BrokerUnavailable, publish
+
+    client = make_client("poollab-soak", settings)
+    reader = ResultReader(settings.result_backend_url, client.backend.get_key_for_task)
+    loads: dict[str, PoolLoad] = {
+        pool: PoolLoad(pool, next(n for n, r in lab.running.items() if r.service.pool == pool))
+        for pool in pools
+    }
+    duration_s = args.minutes * 60.0
+    max_pending = max(int(args.rate * args.max_backlog_s), 10)
+    command = "poollab soak " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["soak"] else ""
+    started = time.monotonic()
+    started_wall = time.time()
+    next_sample = 0.0
+    next_report = 60.0
+    sent = 0
+    console.print(
+        f"soaking {', '.join(pools)} at {args.rate:g} jobs/s each for {args.minutes:g} min"
+    )
+
+    def sample(elapsed: float) -> None:
+        for load in loads.values():
+            reader.collect(load)
+            run = lab.running[load.service]
+            if load.exited is None and run.process.poll() is not None:
+                load.exited = run.process.returncode
+                console.print(f"[red]{load.service} exited with {load.exited}[/]")
+            memory = tree_memory(run.process.pid) if load.exited is None else None
+            done_since = load.done - load._done_at_last_sample
+            previous_t = load.samples[-1]["t_s"] if load.samples else 0.0
+            span = max(elapsed - previous_t, 1e-9)
+            load._done_at_last_sample = load.done
+            load.samples.append(
+                {
+                    "t_s": round(elapsed, 3),
+                    "rss_mb": round(memory.rss / 2**20, 3) if memory else None,
+                    "uss_mb": round(memory.uss / 2**20, 3) if memory else None,
+                    "procs": memory.procs if memory else 0,
+                    "completed": load.completed,
+                    "failed": load.failed,
+                    "pending": len(load.pending),
+                    "throughput_per_s": round(done_since / span, 3) if load.samples else None,
+                }
+            )
+
+    try:
+        while True:
+            elapsed = time.monotonic() - started
+            if elapsed >= duration_s:
+                break
+            for load in loads.values():
+                due = int(elapsed * args.rate) - load.published - load.skipped
+                if due <= 0:
+                    continue
+                # a stall (or a pool far behind) is skipped, not made up with a burst
+                allowed = min(due, _BURST, max(max_pending - len(load.pending), 0))
+                load.skipped += due - allowed
+                for _ in range(allowed):
+                    kind, params = JOB_MIX[sent % len(JOB_MIX)]
+                    sent += 1
+                    try:
+                        (task_id,) = publish(client, load.pool, kind, params, 1)
+                    except BrokerUnavailable:
+                        load.skipped += 1
+                        continue
+                    load.published += 1
+                    load.pending[task_id] = None
+            if elapsed >= next_sample:
+                sample(elapsed)
+                next_sample += args.interval
+            if elapsed >= next_report:
+                _progress(loads, elapsed)
+                next_report += 60.0
+            time.sleep(_TICK_S)
+        sample(time.monotonic() - started)
+        # the load stops; what is still queued gets --drain-s to finish (not sampled: the
+        # slope is about memory under load)
+        deadline = time.monotonic() + args.drain_s
+        while any(load.pending for load in loads.values()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            for load in loads.values():
+                reader.collect(load)
+    finally:
+        reader.close()
+        client.close()
+    return build_report(loads, args, duration_s, started_wall, command, settings)
+
+
+def _progress(loads: dict[str, PoolLoad], elapsed: float) -> None:
+    parts = []
+    for load in loads.values():
+        last = load.samples[-1] if load.samples else {}
+        parts.append(f"{load.pool} {load.done}/{load.published} {last.get('rss_mb') or 0:.0f}MB")
+    console.print(f"[dim]{elapsed / 60:4.1f} min: " + ", ".join(parts) + "[/]")
+
+
+def build_report(
+    loads: dict[str, PoolLoad],
+    args: argparse.Namespace,
+    duration_s: float,
+    started_wall: float,
+    command: str,
+    settings: Settings,
+) -> dict[str, Any]:
+    pools: dict[str, Any] = {}
+    for pool, load in loads.items():
+        rss = [(s["t_s"], s["rss_mb"]) for s in load.samples if s["rss_mb"] is not None]
+        uss = [(s["t_s"], s["uss_mb"]) for s in load.samples if s["uss_mb"] is not None]
+        window = second_half(rss, duration_s)
+        slope = slope_per_min(window)
+        uss_slope = slope_per_min(second_half(uss, duration_s))
+        rates = [s["throughput_per_s"] for s in load.samples if s["throughput_per_s"] is not None]
+        pools[pool] = {
+            "service": load.service,
+            "concurrency": settings.concurrency(pool),  # type: ignore[arg-type]
+            "counts": {
+                "published": load.published,
+                "skipped": load.skipped,
+                "completed": load.completed,
+                "failed": load.failed,
+                "pending": len(load.pending),
+            },
+            "failures": load.failures,
+            "exited": load.exited,
+            "throughput_per_s": {
+                "mean": round(load.done / duration_s, 3),
+                "min_interval": min(rates) if rates else None,
+                "max_interval": max(rates) if rates else None,
+            },
+            "rss_mb": {
+                "first": rss[0][1] if rss else None,
+                "last": rss[-1][1] if rss else None,
+                "peak": max(v for _, v in rss) if rss else None,
+                "slope_mb_per_min": _round(slope),
+                "slope_window_s": [window[0][0], window[-1][0]] if window else None,
+                "uss_slope_mb_per_min": _round(uss_slope),
+            },
+            "samples": load.samples,
+        }
+    return {
+        "command": command,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started_wall)),
+        "minutes": args.minutes,
+        "rate_per_pool_per_s": args.rate,
+        "interval_s": args.interval,
+        "job_mix": [{"kind": k, "params": p} for k, p in JOB_MIX],
+        "prefork_flags": list(prefork_flags(args)),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
+        },
+        "pools": pools,
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else round(value, 4)
+
+
+# --- output -------------------------------------------------------------------------------
+
+
+def write_report(report: dict[str, Any], out: Path, chart: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    draw_chart(report, chart)
+    console.print(f"wrote {out} and {chart}")
+
+
+def draw_chart(report: dict[str, Any], path: Path) -> None:
+    """Three panels over time, a line per pool: RSS of the process tree, its growth since
+    the first sample (where a leak shows, whatever the pool's size), and throughput."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 10), layout="constrained")
+    rss_ax, growth_ax, tput_ax = fig.subplots(3, 1, sharex=True)
+    for pool, data in report["pools"].items():
+        samples = data["samples"]
+        rss = [(s["t_s"] / 60, s["rss_mb"]) for s in samples if s["rss_mb"] is not None]
+        rate = [
+            (s["t_s"] / 60, s["throughput_per_s"])
+            for s in samples
+            if s["throughput_per_s"] is not None
+        ]
+        slope = data["rss_mb"]["slope_mb_per_min"]
+        label = f"{pool} (slope {slope:+.3f} MB/min)" if slope is not None else pool
+        if rss:
+            rss_ax.plot(*zip(*rss, strict=True), label=pool, linewidth=1.4)
+            first = rss[0][1]
+            growth = [(t, v - first) for t, v in rss]
+            growth_ax.plot(*zip(*growth, strict=True), label=label, linewidth=1.4)
+        if rate:
+            tput_ax.plot(*zip(*rate, strict=True), label=pool, linewidth=1.0)
+    rss_ax.set_ylabel("RSS of the process tree (MB)")
+    rss_ax.set_title(
+        f"Soak: {report['rate_per_pool_per_s']:g} jobs/s per pool for {report['minutes']:g} min",
+        fontsize=10,
+    )
+    rss_ax.legend(fontsize=8, loc="center right")
+    growth_ax.set_ylabel("RSS growth since start (MB)")
+    growth_ax.axvspan(report["minutes"] / 2, report["minutes"], color="0.93", zorder=0)
+    growth_ax.set_title("shaded: the second half, over which the slope is fitted", fontsize=9)
+    growth_ax.legend(fontsize=8, loc="upper left")
+    tput_ax.set_ylabel(f"completed jobs/s (per {report['interval_s']:g} s)")
+    tput_ax.set_xlabel("minutes")
+    tput_ax.legend(fontsize=8, loc="lower right")
+    for ax in (rss_ax, growth_ax, tput_ax):
+        ax.grid(alpha=0.3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+
+
+def print_summary(report: dict[str, Any]) -> None:
+    table = Table(
+        title=f"Soak: {report['minutes']:g} min at {report['rate_per_pool_per_s']:g} jobs/s per "
+        "pool (RSS in MB; MB/min: slope over the second half)"
+    )
+    for column in (
+        "pool",
+        "sent",
+        "done",
+        "failed",
+        "pending",
+        "skipped",
+        "jobs/s",
+        "RSS first",
+        "RSS last",
+        "RSS peak",
+        "MB/min",
+    ):
+        table.add_column(column, justify="right")
+    for pool, data in report["pools"].items():
+        counts, rss = data["counts"], data["rss_mb"]
+        table.add_row(
+            pool,
+            str(counts["published"]),
+            str(counts["completed"]),
+            str(counts["failed"]),
+            str(counts["pending"]),
+            str(counts["skipped"]),
+            f"{data['throughput_per_s']['mean']:.1f}",
+            *(f"{rss[k]:.1f}" if rss[k] is not None else "-" for k in ("first", "last", "peak")),
+            f"{rss['slope_mb_per_min']:+.3f}" if rss["slope_mb_per_min"] is not None else "-",
+        )
+    Console().print(table)
