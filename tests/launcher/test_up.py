@@ -44,7 +44,7 @@ def test_up_starts_every_service_and_sigterm_leaves_no_process_behind(
     env = {**os.environ, **service_env(redis_server.url + "/2")}
     run_dir = tmp_path / "run"
     process = subprocess.Popen(
-        [POOLLAB, "up", "--run-dir", str(run_dir), "--pools", "prefork,threads,gevent,solo"],
+        [POOLLAB, "up", "--run-dir", str(run_dir)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -59,6 +59,7 @@ def test_up_starts_every_service_and_sigterm_leaves_no_process_behind(
             "worker-threads",
             "worker-gevent",
             "worker-solo",
+            "consumer-asyncio",
             "flower",
         } <= names
         assert all(service["healthy"] for service in state["services"])
