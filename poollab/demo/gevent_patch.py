@@ -1,0 +1,135 @@
+"""gevent: blocking socket code in greenlets, without and with monkey-patching.
+
+Both variants run in fresh child interpreters: monkey-patching is process-wide and permanent,
+so it must never happen in the process that runs the demos (or the tests).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from poollab.demo import chart
+from poollab.demo.context import DemoContext
+from poollab.demo.result import DemoResult, Row, Verdict, ratio
+from poollab.demo.slow_server import SlowEchoServer
+from poollab.demo.subproc import run_child
+
+NAME = "gevent-patch"
+CLAIM = (
+    "gevent makes blocking libraries cooperative by monkey-patching: unpatched, greenlets doing "
+    "blocking socket I/O run one after another; patched, they overlap."
+)
+TALK = "monkey.patch_all() turns blocking socket calls into cooperative ones: greenlets overlap"
+# the patched run must take under this share of the unpatched one to count as overlapping
+OVERLAP_SHARE = 0.5
+# the unpatched run must take at least this share of the serial sum to count as serialised
+SERIAL_SHARE = 0.7
+
+
+def run(ctx: DemoContext) -> DemoResult:
+    greenlets = ctx.pick(10, 40)
+    delay = 0.1
+    timeout = greenlets * delay + 10
+    answers: dict[str, dict[str, Any]] = {}
+    with (
+        SlowEchoServer(delay) as server,
+        ctx.progress.task("gevent-patch: fresh interpreters", total=2) as advance,
+    ):
+        for mode in ("unpatched", "patched"):
+            args = ["--port", str(server.port), "--greenlets", str(greenlets)]
+            args += ["--timeout", str(timeout)] + (["--patch"] if mode == "patched" else [])
+            answers[mode] = run_child("gevent_child.py", args, timeout=timeout + 30)
+            advance(1)
+    serial = greenlets * delay
+    rows: list[Row] = [
+        {
+            "mode": mode,
+            "socket_patched": bool(answer["socket_patched"]),
+            "greenlets": greenlets,
+            "server_delay_ms": round(delay * 1000),
+            "wall_s": round(float(answer["wall_s"]), 3),
+            "serial_s": round(serial, 3),
+            "overlap_x": round(ratio(serial, float(answer["wall_s"])), 1),
+            "ok": int(answer["ok"]),
+        }
+        for mode, answer in answers.items()
+    ]
+    errors = [e for answer in answers.values() for e in answer["errors"]]
+    verdict, reason = _verdict(rows, serial)
+    return DemoResult(
+        name=NAME,
+        claim=CLAIM,
+        talk=TALK,
+        columns=[
+            "mode",
+            "socket_patched",
+            "greenlets",
+            "server_delay_ms",
+            "wall_s",
+            "serial_s",
+            "overlap_x",
+            "ok",
+        ],
+        rows=rows,
+        verdict=verdict,
+        reason=reason,
+        summary={
+            "unpatched_s": rows[0]["wall_s"],
+            "patched_s": rows[1]["wall_s"],
+            "speedup": round(
+                ratio(float(rows[0]["wall_s"] or 0), float(rows[1]["wall_s"] or 0)), 1
+            ),
+            "this_process_patched": _this_process_patched(),
+        },
+        notes=[
+            "each greenlet opens a plain socket to a loopback server that answers after "
+            f"{delay * 1000:.0f} ms; serial_s = greenlets x delay",
+            "both runs in fresh interpreters; this process was never patched",
+            *(f"error: {e}" for e in errors[:3]),
+        ],
+        chart=_chart(ctx, answers),
+        quick=ctx.quick,
+    )
+
+
+def _this_process_patched() -> bool:
+    monkey = sys.modules.get("gevent.monkey")
+    return bool(monkey is not None and monkey.is_module_patched("socket"))
+
+
+def _verdict(rows: list[Row], serial: float) -> tuple[Verdict, str]:
+    unpatched, patched = rows
+    slow = float(unpatched["wall_s"] or 0)
+    fast = float(patched["wall_s"] or 0)
+    failures = []
+    if unpatched["ok"] != unpatched["greenlets"] or patched["ok"] != patched["greenlets"]:
+        failures.append("not every request completed")
+    if not patched["socket_patched"] or unpatched["socket_patched"]:
+        failures.append("the patch state was not as intended")
+    if slow < SERIAL_SHARE * serial:
+        failures.append(f"unpatched greenlets overlapped ({slow:.2f} s for {serial:.2f} s serial)")
+    if fast >= OVERLAP_SHARE * slow:
+        failures.append(f"patched greenlets did not overlap ({fast:.2f} s against {slow:.2f} s)")
+    if failures:
+        return Verdict.NOT_HELD, "; ".join(failures)
+    return Verdict.HELD, (
+        f"unpatched {slow:.2f} s (one after another: {serial:.2f} s serial); patched "
+        f"{fast:.2f} s, {ratio(slow, fast):.0f}x faster"
+    )
+
+
+def _chart(ctx: DemoContext, answers: dict[str, dict[str, Any]]) -> str | None:
+    path = ctx.chart_path(NAME)
+    if path is None:
+        return None
+    fig, (ax,) = chart.new_figure(1, width_per_panel=7)
+    for mode, answer in answers.items():
+        finished = [float(t) for t in answer["finished_s"]]
+        ax.step(finished, range(1, len(finished) + 1), where="post", label=mode)
+    ax.set_xlabel("seconds since the greenlets were spawned")
+    ax.set_ylabel("requests completed")
+    ax.set_title("blocking sockets in greenlets", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return chart.save(fig, path, "poollab demo gevent-patch: monkey-patching")
