@@ -11,10 +11,10 @@ from poollab.settings import get_settings
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "serve",
-        help="run one lab service in the foreground (upstream, producer)",
+        help="run one lab service in the foreground (upstream, producer, collector)",
         description="Run one of the lab's HTTP services until SIGTERM or Ctrl-C.",
     )
-    parser.add_argument("service", choices=["upstream", "producer"])
+    parser.add_argument("service", choices=["upstream", "producer", "collector"])
     parser.add_argument("--host", help="address to bind (default: from settings)")
     parser.add_argument("--port", type=int, help="port (default: from settings)")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop")
@@ -25,7 +25,11 @@ def run(args: argparse.Namespace) -> int:
     from poollab.services.run import run_service
 
     settings = get_settings()
-    if args.service == "upstream":
+    if args.service == "collector":
+        from poollab.services import collector
+
+        collector.serve(args.host, args.port, args.loop)
+    elif args.service == "upstream":
         from poollab.services import upstream
 
         run_service(

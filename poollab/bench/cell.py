@@ -1,0 +1,272 @@
+"""One cell of the matrix: a batch of jobs of one workload through one consumer, measured.
+
+Two modes:
+
+* **drain**: the consumer is frozen (SIGSTOP to its process group), the queue is filled,
+  the consumer is thawed. Throughput is the consumer's own rate: jobs started after the
+  release / (last finish − first start after the release).
+  Latency and queue wait include the time the jobs sat in the held queue.
+* **live**: the bench publishes while the consumer runs, end to end as DESIGN.md defines
+  it: completed / (last finish − first send).
+
+Either way the publisher's rate is reported: jobs / seconds ``publish`` took.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import redis
+from celery.exceptions import TimeoutError as CeleryTimeout
+
+from poollab.bench.config import Mode
+from poollab.bench.lab import BenchLab, WorkerRun, cpu_seconds
+from poollab.metrics.samples import Resources, read_samples, summarize_window
+from poollab.producer.publish import publish, wait_for
+from poollab.timings import JobTiming, Summary, summarize
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    profile: str
+    pool: str
+    concurrency: int
+    workload: str
+    mode: Mode
+    params: dict[str, Any]
+    repeat: int = 0
+
+    @property
+    def key(self) -> str:
+        return (
+            f"{self.profile}-{self.pool}-c{self.concurrency}-{self.workload}-{self.mode}"
+            f"-r{self.repeat}"
+        )
+
+
+@dataclass
+class Measured:
+    spec: CellSpec
+    jobs: int
+    summary: Summary
+    resources: Resources
+    publish_per_s: float
+    # jobs neither completed nor failed within the cell's timeout
+    lost: int
+    # jobs that started before the release (counted, left out of the rate); none is
+    # expected from a frozen consumer
+    early: int
+    window: tuple[float, float]
+    contention: dict[str, float] = field(default_factory=dict)
+    redis: dict[str, float] = field(default_factory=dict)
+    timings: list[tuple[str, str, JobTiming | None]] = field(default_factory=list)
+
+
+class RedisMeter:
+    """Connections opened and commands run on the Redis server per job, over one window.
+
+    Server-wide figures: anything else using the same Redis server meanwhile counts too.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._start = self._read()
+        self._end: tuple[int, int] | None = None
+
+    def _read(self) -> tuple[int, int]:
+        try:
+            stats: dict[str, Any] = self.client.info("stats")
+        except (redis.RedisError, OSError):
+            return (0, 0)
+        return int(stats["total_connections_received"]), int(stats["total_commands_processed"])
+
+    def stop(self) -> None:
+        self._end = self._read()
+
+    def per_job(self, jobs: int) -> dict[str, float]:
+        end = self._end or self._read()
+        jobs = max(jobs, 1)
+        return {
+            "connections_per_job": round((end[0] - self._start[0]) / jobs, 3),
+            "commands_per_job": round((end[1] - self._start[1]) / jobs, 2),
+        }
+
+
+class CpuMeter:
+    """Cores busy machine-wide, and how much of that was the lab, over one window.
+
+    The lab: the upstream and Redis with their descendants, and this process alone (the
+    consumer is this process's child too, but it is measured by its own samples).
+    """
+
+    def __init__(self, lab_pids: list[int]) -> None:
+        self.lab_pids = lab_pids
+        self._me = psutil.Process()
+        self._start = self._read()
+        self._end: tuple[float, float, float] | None = None
+
+    def _read(self) -> tuple[float, float, float]:
+        times = psutil.cpu_times()
+        busy = sum(times) - times.idle - getattr(times, "iowait", 0.0)
+        mine = self._me.cpu_times()
+        return time.monotonic(), busy, cpu_seconds(self.lab_pids) + mine.user + mine.system
+
+    def stop(self) -> None:
+        self._end = self._read()
+
+    def contention(self, consumer_cores: float) -> dict[str, float]:
+        """Cores over the window; ``consumer_cores`` come from the consumer's samples."""
+        t1, busy1, lab1 = self._end or self._read()
+        t0, busy0, lab0 = self._start
+        wall = max(t1 - t0, 1e-9)
+        machine = (busy1 - busy0) / wall
+        lab = (lab1 - lab0) / wall
+        consumer = consumer_cores if math.isfinite(consumer_cores) else 0.0
+        return {
+            "machine_cores": round(machine, 3),
+            "lab_cores": round(lab, 3),
+            "consumer_cores": round(consumer, 3),
+            # what other processes on the machine used meanwhile: a measurement taken while
+            # this is high shared the CPU with someone else
+            "other_cores": round(max(machine - lab - consumer, 0.0), 3),
+        }
+
+
+def machine_busy_cores(seconds: float = 0.5) -> float:
+    """Cores busy machine-wide over a short window (between cells the lab itself is idle)."""
+    before = psutil.cpu_times()
+    time.sleep(seconds)
+    after = psutil.cpu_times()
+
+    def busy(t: Any) -> float:
+        return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
+
+    return (busy(after) - busy(before)) / seconds
+
+
+def wait_until_quiet(busy_cores: float, max_wait_s: float) -> float:
+    """Wait (at most ``max_wait_s``) for other work on the machine to drop below a limit.
+
+    Returns the busy cores last seen. With ``max_wait_s`` 0 it does not wait at all.
+    """
+    if max_wait_s <= 0:
+        return math.nan
+    deadline = time.monotonic() + max_wait_s
+    seen = machine_busy_cores()
+    while seen > busy_cores and time.monotonic() < deadline:
+        seen = machine_busy_cores()
+    return seen
+
+
+def run_cell(
+    lab: BenchLab,
+    worker: WorkerRun,
+    spec: CellSpec,
+    jobs: int,
+    timeout_s: float,
+    on_result: Callable[[], None] | None = None,
+) -> Measured:
+    assert lab.client is not None and lab.redis is not None
+    app = lab.client
+    lab_pids = [*lab.service_pids("upstream"), *filter(None, [lab.redis_pid()])]
+    released = 0.0
+    if spec.mode == "drain":
+        with lab.held(worker):
+            ids, publish_s = _publish(lab, spec, jobs)
+            released = time.time()
+        meter, server = CpuMeter(lab_pids), RedisMeter(lab.redis)
+    else:
+        meter, server = CpuMeter(lab_pids), RedisMeter(lab.redis)
+        ids, publish_s = _publish(lab, spec, jobs)
+    metas: dict[str, dict[str, Any]] = {}
+
+    def collect(task_id: str, meta: dict[str, Any]) -> None:
+        metas[task_id] = meta
+        if on_result is not None:
+            on_result()
+
+    with contextlib.suppress(CeleryTimeout):
+        wait_for(app, ids, timeout=timeout_s, on_result=collect)
+    meter.stop()
+    server.stop()
+    lost = len(ids) - len(metas)
+    if lost:
+        lab.purge(spec.pool)
+    timings: list[tuple[str, str, JobTiming | None]] = []
+    for task_id in ids:
+        meta = metas.get(task_id)
+        status = str(meta["status"]) if meta else "LOST"
+        ok = status == "SUCCESS" and isinstance(meta and meta["result"], dict)
+        timings.append(
+            (task_id, status, JobTiming.from_envelope(meta["result"]) if meta and ok else None)
+        )
+    done = [t for _, _, t in timings if t is not None]
+    failed = sum(1 for _, status, t in timings if t is None and status != "LOST")
+    summary, early, start = _summarize(spec.mode, done, jobs, failed, released)
+    end = max((t.finished for t in done), default=time.time())
+    lab.samples_until(worker, end)
+    resources = _resources(lab, worker, start, end)
+    return Measured(
+        spec=spec,
+        jobs=jobs,
+        summary=summary,
+        resources=resources,
+        publish_per_s=round(jobs / publish_s, 1),
+        lost=lost,
+        early=early,
+        window=(start, end),
+        contention=meter.contention(resources.cpu_cores),
+        redis=server.per_job(jobs),
+        timings=timings,
+    )
+
+
+def _publish(lab: BenchLab, spec: CellSpec, jobs: int) -> tuple[list[str], float]:
+    """Publish the cell's jobs; return their ids and the seconds publishing took."""
+    assert lab.client is not None
+    began = time.time()
+    ids = publish(lab.client, spec.pool, spec.workload, spec.params, jobs)
+    return ids, max(time.time() - began, 1e-9)
+
+
+def _summarize(
+    mode: Mode, done: list[JobTiming], jobs: int, failed: int, released: float
+) -> tuple[Summary, int, float]:
+    """The cell's figures, and when its measured window starts."""
+    if mode == "live" or not done:
+        summary = summarize(done, jobs=jobs, failed=failed)
+        sent = [t.sent for t in done if t.sent is not None]
+        return summary, 0, min(sent, default=time.time())
+    after = [t for t in done if t.started >= released]
+    start = min((t.started for t in after), default=released)
+    summary = summarize(after, jobs=jobs, failed=failed, first_sent=start)
+    # every completed job counts as completed; the rate counts only the released ones
+    summary.completed = len(done)
+    return summary, len(done) - len(after), start
+
+
+def _resources(lab: BenchLab, worker: WorkerRun, start: float, end: float) -> Resources:
+    assert lab.redis is not None
+    # a sample each side of the window brackets it, so its CPU figure covers all of it
+    slack = lab.sample_interval_s * 1.5
+    around = read_samples(lab.redis, worker.pool, start - slack, end + slack * 2, worker.node)
+    return summarize_window(worker.idle, around, start, end)
+
+
+def write_raw(path: Path, measured: Measured) -> None:
+    """Every job of the cell: id, status and timings, one JSON array per line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as out:
+        for task_id, status, t in measured.timings:
+            row: list[Any] = [task_id, status]
+            if t is not None:
+                row += [t.sent, t.started, t.finished, t.pid]
+            out.write(json.dumps(row) + "\n")

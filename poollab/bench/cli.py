@@ -1,0 +1,195 @@
+"""``poollab bench``: run the comparison matrix on a local lab, write results and the report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from rich.console import Console
+
+from poollab.bench.config import (
+    MODES,
+    WORKLOADS,
+    BenchConfig,
+    ConfigError,
+    default_out_dir,
+    parse_levels,
+    parse_list,
+)
+from poollab.bench.profiles import PROFILES
+from poollab.cli import CliError
+
+QUICK_WORKLOADS = ("noop", "cpu", "io")
+QUICK_PROFILES = ("tuned",)
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="compare the pools: throughput, latency, memory (writes a report)",
+        description=(
+            "Start a local lab (an embedded Redis unless POOLLAB_BROKER_URL is set, the "
+            "upstream, one consumer at a time) and run pools × workloads × concurrency × "
+            "modes × profiles, each cell after a warm-up. Writes results.json, report.md, "
+            "report.html and charts to --out, and prints the summary."
+        ),
+    )
+    parser.add_argument("--pools", help="comma-separated (default: every available pool)")
+    parser.add_argument(
+        "--workloads", default=",".join(WORKLOADS), help="comma-separated: " + ", ".join(WORKLOADS)
+    )
+    parser.add_argument(
+        "--concurrency",
+        help="levels: '2,16' for every pool but solo, 'gevent=100:500' for one pool "
+        "(default: each pool's POOLLAB_CONCURRENCY_<POOL>)",
+    )
+    parser.add_argument("--modes", default=",".join(MODES), help="drain, live or both")
+    parser.add_argument(
+        "--profiles",
+        default="defaults,tuned",
+        help="settings profiles: " + ", ".join(PROFILES) + " (default: defaults,tuned)",
+    )
+    parser.add_argument("--jobs", type=int, help="jobs per cell (default: ~--cell-s of work)")
+    parser.add_argument("--cell-s", type=float, default=3.0, help="seconds a cell aims at")
+    parser.add_argument("--io-latency-ms", type=int, default=50, help="sleep/io jobs' latency")
+    parser.add_argument("--cpu-n", type=int, default=100_000, help="cpu jobs' steps")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each cell (median kept)")
+    parser.add_argument(
+        "--sample-interval-s", type=float, default=0.25, help="resource samples (≤ 1 s)"
+    )
+    parser.add_argument(
+        "--busy-cores",
+        type=float,
+        default=0.35,
+        help="run a cell again when other processes used more cores than this meanwhile",
+    )
+    parser.add_argument(
+        "--retries", type=int, help="times a disturbed cell runs again (default 1; --quick 0)"
+    )
+    parser.add_argument(
+        "--quiet-wait-s",
+        type=float,
+        default=0.0,
+        help="before each cell, wait up to this long for other work to drop below --busy-cores",
+    )
+    parser.add_argument("--out", type=Path, help="directory (default: poollab-results/<time>)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="every pool at its default concurrency on noop, cpu and io, tuned profile, "
+        "short cells (~2-3 minutes on 2 cores)",
+    )
+    parser.add_argument(
+        "--report-from",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="only (re)write the report of an earlier run",
+    )
+    parser.set_defaults(func=run)
+
+
+def build_config(args: argparse.Namespace) -> BenchConfig:
+    from poollab.launcher.topology import available_pools
+    from poollab.settings import ALL_POOLS, get_settings
+
+    try:
+        pools = parse_list(args.pools, ALL_POOLS, "--pools") if args.pools else available_pools()
+        absent = [p for p in pools if p not in available_pools()]
+        if absent:
+            raise ConfigError(f"--pools: {', '.join(absent)} is not part of this build")
+        workloads = parse_list(args.workloads, WORKLOADS, "--workloads")
+        modes = parse_list(args.modes, MODES, "--modes")
+        profiles = parse_list(args.profiles, tuple(PROFILES), "--profiles")
+        if args.quick:
+            if not args.pools:
+                pools = available_pools()
+            if args.workloads == ",".join(WORKLOADS):
+                workloads = QUICK_WORKLOADS
+            if args.profiles == "defaults,tuned":
+                profiles = QUICK_PROFILES
+        levels = parse_levels(args.concurrency, pools, get_settings())  # type: ignore[arg-type]
+        numbers = {
+            "--jobs": (args.jobs, 1, 1_000_000),
+            "--cell-s": (args.cell_s, 0.2, 600),
+            "--io-latency-ms": (args.io_latency_ms, 0, 60_000),
+            "--cpu-n": (args.cpu_n, 1, 50_000_000),
+            "--repeat": (args.repeat, 1, 100),
+            "--sample-interval-s": (args.sample_interval_s, 0.05, 1.0),
+            "--busy-cores": (args.busy_cores, 0.0, 1024.0),
+            "--retries": (args.retries, 0, 10),
+            "--quiet-wait-s": (args.quiet_wait_s, 0.0, 3600.0),
+        }
+        for option, (value, low, high) in numbers.items():
+            if value is not None and not low <= value <= high:
+                raise ConfigError(f"{option}: must be between {low} and {high}")
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    return BenchConfig(
+        pools=pools,  # type: ignore[arg-type]
+        workloads=workloads,
+        levels=levels,
+        modes=modes,  # type: ignore[arg-type]
+        profiles=profiles,
+        jobs=args.jobs,
+        cell_s=1.0 if args.quick and args.cell_s == 3.0 else args.cell_s,
+        io_latency_ms=args.io_latency_ms,
+        cpu_n=args.cpu_n,
+        repeat=args.repeat,
+        sample_interval_s=args.sample_interval_s,
+        busy_cores=args.busy_cores,
+        # --quick keeps its time: a busy machine is reported, not waited out
+        retries=args.retries if args.retries is not None else (0 if args.quick else 1),
+        quiet_wait_s=args.quiet_wait_s,
+        out=args.out or default_out_dir(),
+        quick=args.quick,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from poollab.bench.lab import BenchError
+    from poollab.bench.results import load_results
+    from poollab.bench.runner import run_bench
+    from poollab.bench.table import print_summary
+
+    console = Console(stderr=True)
+    if args.report_from is not None:
+        try:
+            results = load_results(args.report_from)
+        except (OSError, ValueError) as exc:
+            raise CliError(str(exc)) from None
+        out = args.report_from.parent
+    else:
+        config = build_config(args)
+        console.print(f"results go to [bold]{config.out}[/]")
+        # SIGTERM stops the run like Ctrl-C: the lab's processes are stopped, not orphaned
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            results = run_bench(config, dict(os.environ), console, command=sys.argv)
+        except BenchError as exc:
+            raise CliError(str(exc)) from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        out = config.out
+    stdout = Console()
+    # a pipe or a log gets a width that fits the table, not the 80 columns rich assumes
+    print_summary(results, stdout if stdout.is_terminal else Console(width=120))
+    written = write_reports(results, out)
+    console.print(f"wrote {', '.join(str(p) for p in written)}")
+    return 130 if results.get("interrupted") else 0
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def write_reports(results: dict[str, Any], out: Path) -> list[Path]:
+    try:
+        from poollab.bench.report import write_report
+    except ImportError:  # the report is a later step; results.json is complete without it
+        return [out / "results.json"]
+    return [out / "results.json", *write_report(results, out)]

@@ -1,0 +1,142 @@
+"""Settings profiles: how a pool's worker is configured for a benchmark run.
+
+A profile changes only what Celery lets a user choose without touching the lab's
+guarantees: results stay JSON, ``task_acks_late`` and ``task_reject_on_worker_lost`` stay
+on, and ``max_connections`` stays raised (with kombu's 10, late acks break under gevent).
+Worker settings go on the command line after ``--`` (Celery's ``key=value`` form), so the
+exact command of every cell is in results.json and can be re-run by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from poollab.launcher.topology import Service, consumer_argv, worker_argv
+from poollab.settings import CELERY_POOLS, Settings
+
+# the bench always loads the sampler into its workers; harmless if tasks.py imports it too
+SAMPLING_MODULE = "poollab.worker.sampling"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    summary: str
+    # Celery worker: extra options, and settings given as ``-- key=value``
+    worker_options: tuple[str, ...] = ()
+    celery_settings: dict[str, str] = field(default_factory=dict)
+    # per pool: settings that only make sense there
+    pool_settings: dict[str, dict[str, str]] = field(default_factory=dict)
+    pool_options: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    task_events: bool = True
+    # the asyncio consumer
+    consumer_loop: str = "uvloop"
+
+    def settings_for(self, pool: str) -> dict[str, str]:
+        return {**self.celery_settings, **self.pool_settings.get(pool, {})}
+
+    def options_for(self, pool: str) -> tuple[str, ...]:
+        return (*self.worker_options, *self.pool_options.get(pool, ()))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "summary": self.summary,
+            "worker_options": list(self.worker_options),
+            "celery_settings": self.celery_settings,
+            "pool_settings": self.pool_settings,
+            "pool_options": {k: list(v) for k, v in self.pool_options.items()},
+            "task_events": self.task_events,
+            "consumer_loop": self.consumer_loop,
+        }
+
+
+# One backend object (and Redis connection pool) per process instead of one per thread: Celery
+# keeps ``app.backend`` in a thread-local, and under gevent's patching a thread-local is a
+# greenlet-local, so every job (a new greenlet) built a new backend and opened a new Redis
+# connection to store its result (measured: 1.00 new connection per job, twice the CPU per
+# job). Typed with Celery's "(bool)" cast: the setting is read by the backend, not declared.
+SHARED_BACKEND = {"result_backend_thread_safe": "(bool)true"}
+
+PROFILES: dict[str, Profile] = {
+    profile.name: profile
+    for profile in (
+        Profile(
+            "defaults",
+            "Celery's defaults wherever the lab leaves a choice: prefetch multiplier 4, "
+            "mingle, gossip and heartbeats on, no task events, a result backend per thread, "
+            "`-l INFO` as `poollab up` runs it; asyncio consumer on the standard event loop.",
+            celery_settings={"worker_prefetch_multiplier": "4"},
+            task_events=False,
+            consumer_loop="asyncio",
+        ),
+        Profile(
+            "lab",
+            "What `poollab up` runs: prefetch multiplier 1 (POOLLAB_PREFETCH_MULTIPLIER), "
+            "task events on for Flower, mingle, gossip and heartbeats on, `-l INFO`; uvloop.",
+        ),
+        Profile(
+            "shared-backend",
+            "defaults plus one change: `result_backend_thread_safe=True`, one result backend "
+            "(and Redis connection pool) per process instead of per thread or greenlet.",
+            celery_settings={"worker_prefetch_multiplier": "4", **SHARED_BACKEND},
+            task_events=False,
+            consumer_loop="asyncio",
+        ),
+        Profile(
+            "tuned",
+            "One result backend per process (`result_backend_thread_safe=True`), no task "
+            "events, `-l WARNING` (no log line nor result repr per job), no mingle, gossip "
+            "or heartbeats, prefetch multiplier 1 and `-O fair` for prefork; uvloop.",
+            worker_options=(
+                "--without-mingle",
+                "--without-gossip",
+                "--without-heartbeat",
+                "--loglevel",
+                "WARNING",
+            ),
+            celery_settings={"worker_prefetch_multiplier": "1", **SHARED_BACKEND},
+            pool_options={"prefork": ("-O", "fair")},
+            task_events=False,
+        ),
+    )
+}
+
+
+def get_profile(name: str) -> Profile:
+    return PROFILES[name]
+
+
+def worker_service(
+    pool: str, level: int, profile: Profile, settings: Settings, node: str
+) -> Service:
+    """The service a cell's consumer runs as: the lab's own command plus the profile."""
+    profile_settings = settings.model_copy(update={"task_events": profile.task_events})
+    env = {"POOLLAB_TASK_EVENTS": "true" if profile.task_events else "false"}
+    if pool in CELERY_POOLS:
+        argv = (
+            *worker_argv(pool, level, profile_settings),  # type: ignore[arg-type]
+            "-I", SAMPLING_MODULE,
+            *profile.options_for(pool),
+        )  # fmt: skip
+        extra = profile.settings_for(pool)
+        if extra:
+            argv = (*argv, "--", *(f"{key}={value}" for key, value in extra.items()))
+        return Service(f"worker-{pool}", argv, "celery-ping", node, pool=pool, env=env)  # type: ignore[arg-type]
+    return Service(
+        "consumer-asyncio",
+        consumer_argv(level, profile.consumer_loop),
+        "consumer",
+        node,
+        pool="asyncio",
+        env=env,
+    )
+
+
+def describe(service: Service) -> dict[str, Any]:
+    return {"argv": list(service.argv), "env": service.env}
+
+
+def with_env(service: Service, env: dict[str, str]) -> Service:
+    return replace(service, env={**service.env, **env})

@@ -1,0 +1,22 @@
+"""The report of a run: PNG charts, report.md and a self-contained report.html."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from poollab.bench.report.charts import draw_charts
+from poollab.bench.report.content import build_document
+from poollab.bench.report.document import render_html, render_markdown
+
+
+def write_report(results: dict[str, Any], out: Path) -> list[Path]:
+    """Write the charts, report.md and report.html into ``out``; return their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    charts = draw_charts(results, out)
+    document = build_document(results, charts)
+    md_path = out / "report.md"
+    md_path.write_text(render_markdown(document))
+    html_path = out / "report.html"
+    html_path.write_text(render_html(document, base=out))
+    return [md_path, html_path, *(out / chart.file for chart in charts)]

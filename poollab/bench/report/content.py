@@ -1,0 +1,311 @@
+"""What the report says, in order: verdicts, charts, tables, the machine and the method."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from typing import Any
+
+from poollab.bench.report.charts import Chart
+from poollab.bench.report.document import (
+    Bullets,
+    Code,
+    Document,
+    Heading,
+    Image,
+    Para,
+    TableBlock,
+)
+from poollab.bench.report.select import cells, main_mode, main_profile, num, workloads
+from poollab.bench.report.verdict import describe_workload, recommendation, workload_verdict
+
+# other processes' CPU use above this (cores, median over the cells) is reported as a warning
+BUSY_MACHINE_CORES = 0.25
+
+
+def _f(value: Any, fmt: str = ",.1f") -> str:
+    number = num(value)
+    return format(number, fmt) if math.isfinite(number) else "–"
+
+
+def _pct(value: Any) -> str:
+    number = num(value)
+    return f"{number * 100:.0f}%" if math.isfinite(number) else "–"
+
+
+def build_document(results: dict[str, Any], charts: list[Chart]) -> Document:
+    doc = Document("Pool Lab: which pool should run these jobs?")
+    config = results["config"]
+    doc.add(
+        Para(
+            f"Measured {results['started_at']} on {results['machine']['cores']} cores "
+            f"({results['machine']['cpu_model']}), {len(results['cells'])} cells in "
+            f"{results['duration_s']:,.0f} s. The comparison below is drawn for profile "
+            f"**{main_profile(results)}**, throughput in **{main_mode(results)}** mode "
+            "(the consumer's own rate) and latency in live mode (end to end)."
+        ),
+        Code(" ".join(results.get("command") or ["poollab", "bench"])),
+    )
+    if results.get("interrupted"):
+        doc.add(
+            Heading(2, "Incomplete run"),
+            Para("The run was stopped before every cell was measured; this is what it had."),
+        )
+    _verdicts(doc, results)
+    _contention(doc, results)
+    doc.add(Heading(1, "Charts"))
+    for chart in charts:
+        doc.add(Heading(2, chart.title), Para(chart.caption), Image(chart.file, chart.title))
+    doc.add(Heading(1, "Every cell"))
+    for workload in workloads(results):
+        chosen = cells(results, workload=workload)
+        _cell_table(doc, workload, chosen, results)
+    _profiles(doc, results)
+    _publisher(doc, results)
+    _machine(doc, results)
+    _method(doc, results)
+    doc.add(Heading(1, "Configuration"), Code(json.dumps(config, indent=2)))
+    return doc
+
+
+def _verdicts(doc: Document, results: dict[str, Any]) -> None:
+    doc.add(Heading(1, "Verdict"))
+    for workload in workloads(results):
+        lines = workload_verdict(results, workload)
+        if lines:
+            doc.add(Bullets(lines))
+    picks = [r for w in workloads(results) if (r := recommendation(results, w))]
+    if picks:
+        doc.add(
+            Heading(2, "Recommendation"),
+            Para(
+                "The pool and concurrency to run each kind of job with: the one using the "
+                "least memory among those within 10% of the fastest."
+            ),
+            Bullets(picks),
+        )
+
+
+def _contention(doc: Document, results: dict[str, Any]) -> None:
+    others = [
+        num(c["contention"].get("other_cores"))
+        for c in results["cells"]
+        if isinstance(c.get("contention"), dict)
+    ]
+    others = [o for o in others if math.isfinite(o)]
+    if not others:
+        return
+    median, worst = statistics.median(others), max(others)
+    text = (
+        f"Other processes on the machine used a median of {median:.2f} cores (at most "
+        f"{worst:.2f}) while the cells ran (the `contention` figures in results.json)."
+    )
+    limit = num(results["config"].get("busy_cores", BUSY_MACHINE_CORES))
+    disturbed = [
+        f"{c['pool']} c={c['concurrency']} {c['workload']} {c['mode']} ({c['profile']}): "
+        f"{num(c['contention']['other_cores']):.2f}"
+        for c in results["cells"]
+        if isinstance(c.get("contention"), dict) and num(c["contention"].get("other_cores")) > limit
+    ]
+    if disturbed:
+        text += (
+            f" Cells that shared the machine with more than {limit:.2f} cores of other work, "
+            "to read with care: " + "; ".join(disturbed) + "."
+        )
+    if median > BUSY_MACHINE_CORES:
+        doc.add(
+            Heading(2, "Warning: the machine was busy"),
+            Para(text + " The rates are lower than this machine can do; compare them side by "
+                 "side, not with other runs."),
+        )  # fmt: skip
+    else:
+        doc.add(Para(text))
+
+
+def _cell_table(
+    doc: Document, workload: str, chosen: list[dict[str, Any]], results: dict[str, Any]
+) -> None:
+    headers = [
+        "pool",
+        "c",
+        "profile",
+        "mode",
+        "jobs",
+        "done",
+        "failed",
+        "jobs/s",
+        "ceiling/s",
+        "of ceiling",
+        "bound",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        "wait p50 ms",
+        "RSS idle/peak/mean MB",
+        "PSS idle/peak/mean MB",
+        "USS idle/peak/mean MB",
+        "cores",
+        "other cores",
+    ]
+    rows = []
+    for c in chosen:
+        lat, rss, uss = c["latency_ms"], c["rss_mb"], c["uss_mb"]
+        pss = c.get("pss_mb") or {"idle": None, "peak": None, "mean": None}
+        rows.append(
+            [
+                c["pool"],
+                str(c["concurrency"]),
+                c["profile"],
+                c["mode"],
+                str(c["jobs"]),
+                str(c["completed"]),
+                str(c["failed"]),
+                _f(c["throughput_per_s"]),
+                _f(c["ceiling_per_s"], ",.0f"),
+                _pct(c["efficiency"]),
+                str(c["bound"]),
+                _f(lat.get("p50")),
+                _f(lat.get("p95")),
+                _f(lat.get("p99")),
+                _f(lat.get("max")),
+                _f(c["queue_wait_ms"].get("p50")),
+                f"{_f(rss['idle'], '.0f')}/{_f(rss['peak'], '.0f')}/{_f(rss['mean'], '.0f')}",
+                f"{_f(pss['idle'], '.0f')}/{_f(pss['peak'], '.0f')}/{_f(pss['mean'], '.0f')}",
+                f"{_f(uss['idle'], '.0f')}/{_f(uss['peak'], '.0f')}/{_f(uss['mean'], '.0f')}",
+                _f(c["cpu_cores"], ".2f"),
+                _f((c.get("contention") or {}).get("other_cores"), ".2f"),
+                _f((c.get("redis") or {}).get("commands_per_job"), ".1f"),
+                _f((c.get("redis") or {}).get("connections_per_job"), ".2f"),
+            ]
+        )
+    params = chosen[0]["params"] if chosen else {}
+    doc.add(
+        Heading(2, describe_workload(workload, params, results["references"])),
+        TableBlock(headers, rows),
+    )
+
+
+def _profiles(doc: Document, results: dict[str, Any]) -> None:
+    profiles = list(results["config"]["profiles"])
+    doc.add(Heading(1, "Settings profiles"))
+    doc.add(
+        Bullets(
+            [
+                f"**{name}**: {results['profiles'][name]['summary']}"
+                for name in profiles
+                if name in results["profiles"]
+            ]
+        )
+    )
+    if len(profiles) < 2:
+        return
+    first, last = profiles[0], profiles[-1]
+    mode = main_mode(results)
+    rows = []
+    for workload in workloads(results):
+        for cell in cells(results, workload=workload, mode=mode, profile=last):
+            base = [
+                c
+                for c in cells(results, workload=workload, mode=mode, profile=first)
+                if c["pool"] == cell["pool"] and c["concurrency"] == cell["concurrency"]
+            ]
+            if not base:
+                continue
+            before, after = num(base[0]["throughput_per_s"]), num(cell["throughput_per_s"])
+            gain = f"{after / before:.2f}×" if before > 0 else "–"
+            rows.append(
+                [
+                    workload,
+                    cell["pool"],
+                    str(cell["concurrency"]),
+                    _f(before),
+                    _f(after),
+                    gain,
+                    _pct(base[0]["efficiency"]),
+                    _pct(cell["efficiency"]),
+                ]
+            )
+    doc.add(
+        TableBlock(
+            [
+                "workload",
+                "pool",
+                "c",
+                f"{first} jobs/s",
+                f"{last} jobs/s",
+                "gain",
+                f"{first} of ceiling",
+                f"{last} of ceiling",
+            ],
+            rows,
+            caption=f"What {last} buys over {first} ({mode} mode)",
+        )
+    )
+
+
+def _publisher(doc: Document, results: dict[str, Any]) -> None:
+    publisher = results.get("publisher") or {}
+    lines = []
+    for mode, what in (("drain", "alone (consumer held)"), ("live", "beside a running consumer")):
+        figures = publisher.get(mode)
+        if isinstance(figures, dict):
+            lines.append(
+                f"{what}: median {_f(figures['median_per_s'], ',.0f')} jobs/s, best "
+                f"{_f(figures['max_per_s'], ',.0f')} jobs/s"
+            )
+    if lines:
+        doc.add(
+            Heading(1, "The publisher's own rate"),
+            Para(str(publisher.get("method", ""))),
+            Bullets(lines),
+        )
+
+
+def _machine(doc: Document, results: dict[str, Any]) -> None:
+    machine = results["machine"]
+    libraries = ", ".join(f"{k} {v}" for k, v in machine["libraries"].items())
+    doc.add(
+        Heading(1, "Machine"),
+        Bullets(
+            [
+                f"{machine['cores']} usable cores ({machine['logical_cpus']} logical), "
+                f"{machine['cpu_model']}, {machine['memory_mb']:,} MB",
+                f"{machine['os']}; Python {machine['python']} ({machine['python_implementation']})",
+                f"Redis {machine['redis_server']} ({results['config'].get('broker', '')})",
+                f"libraries: {libraries}",
+                f"load average at start: {machine['load_average_at_start']}",
+            ]
+        ),
+    )
+
+
+def _method(doc: Document, results: dict[str, Any]) -> None:
+    refs = results["references"]
+    doc.add(
+        Heading(1, "Method"),
+        Bullets(
+            [
+                "One consumer runs at a time, freshly started for each pool, concurrency and "
+                "profile; each cell runs after a warm-up of the same jobs.",
+                "**drain**: the consumer's process group is frozen (SIGSTOP) while the queue "
+                "fills, then thawed: its own rate = jobs / (last finish − first start).",
+                "**live**: jobs are published while the consumer runs: end to end = "
+                "jobs / (last finish − first send).",
+                "Latency = finished − sent; queue wait = started − sent (stamped by the "
+                "publisher and the consumer inside the result, no extra round trip).",
+                "Memory and CPU: the consumer samples its own process tree every "
+                f"{results['config']['sample_interval_s']} s (RSS and USS summed over the "
+                "tree; CPU seconds / wall seconds).",
+                f"Ceilings ({refs['source']}): CPU-bound, {refs['cores']} cores × the solo "
+                f"rate ({_f(refs['solo_cpu_per_s'])} cpu jobs/s, {_f(refs['solo_noop_per_s'])} "
+                f"noop jobs/s); I/O, concurrency / {refs['io_latency_ms']} ms, or the CPU "
+                "bound when lower; never more than concurrency / time per job. The CPU bound is "
+                "the machine's (all cores); a pool whose work runs on one thread (solo, "
+                "threads under the GIL, gevent, an event loop) can use one core, and a "
+                "consumer whose per-job path is cheaper than Celery's solo path (the asyncio "
+                "consumer writes results and acks in batches) can exceed 100%.",
+            ]
+        ),
+    )

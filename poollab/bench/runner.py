@@ -1,0 +1,329 @@
+"""A whole benchmark run: start the lab, run every cell, derive the ceilings, write results.json."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from celery.exceptions import TimeoutError as CeleryTimeout
+from rich.console import Console
+
+from poollab.bench.ceilings import References
+from poollab.bench.cell import CellSpec, Measured, run_cell, wait_until_quiet, write_raw
+from poollab.bench.config import BenchConfig
+from poollab.bench.lab import BenchError, BenchLab, WorkerRun
+from poollab.bench.machine import describe_machine, usable_cores
+from poollab.bench.profiles import PROFILES, get_profile
+from poollab.bench.progress import BenchProgress
+from poollab.bench.results import (
+    FORMAT,
+    apply_ceilings,
+    cell_record,
+    merge_repeats,
+    write_results,
+)
+from poollab.bench.sizing import cell_jobs, cell_timeout_s, guess_rate, time_cpu_job, warmup_jobs
+from poollab.producer.publish import publish, wait_for
+from poollab.timings import JobTiming, summarize
+
+# times a cell that ran much shorter than its target is run again with more jobs
+MAX_GROWTHS = 2
+# jobs of the calibration cells, when the matrix has no solo noop or cpu cell of its own
+CALIBRATION_JOBS = {"noop": 300, "cpu": 30}
+
+
+class BenchHooks(Protocol):
+    """Called as the run goes (the tests read the consumer's memory independently here)."""
+
+    def worker_ready(self, worker: WorkerRun) -> None: ...
+
+    def cell_done(self, record: dict[str, Any], worker: WorkerRun) -> None: ...
+
+
+class NoHooks:
+    def worker_ready(self, worker: WorkerRun) -> None:
+        return None
+
+    def cell_done(self, record: dict[str, Any], worker: WorkerRun) -> None:
+        return None
+
+
+class Runner:
+    def __init__(
+        self,
+        config: BenchConfig,
+        environ: dict[str, str],
+        console: Console,
+        hooks: BenchHooks | None = None,
+    ) -> None:
+        self.config = config
+        self.console = console
+        self.hooks = hooks or NoHooks()
+        self.cores = usable_cores()
+        self.lab = BenchLab(environ, config.out / "lab", config.sample_interval_s)
+        self.records: list[dict[str, Any]] = []
+        self.cpu_job_s = 0.0
+
+    def run(self, command: list[str] | None = None) -> dict[str, Any]:
+        config = self.config
+        config.out.mkdir(parents=True, exist_ok=True)
+        began = time.time()
+        self.cpu_job_s = time_cpu_job(config.cpu_n)
+        runs = config.worker_runs()
+        progress = BenchProgress(
+            self.console, len(runs) * config.cells_per_worker(), len(runs), config.cell_s
+        )
+        interrupted = False
+        with progress:
+            self.lab.say = progress.say
+            self.lab.start()
+            try:
+                assert self.lab.settings is not None
+                self.lab.check_queues_empty(config.pools)
+                self.lab.check_no_other_consumers(config.pools)
+                machine = describe_machine(self.lab.settings.broker_url)
+                try:
+                    for profile_name, pool, level, repeat in runs:
+                        self._run_worker(progress, profile_name, pool, level, repeat)
+                except KeyboardInterrupt:
+                    # a long run stopped half-way keeps (and reports) the cells it measured
+                    if not self.records:
+                        raise
+                    interrupted = True
+                    self.console.print("[yellow]stopped: writing the cells measured so far[/]")
+                refs = self._references(calibrate=not interrupted)
+            finally:
+                with _signals_ignored():
+                    self.lab.stop()
+        cells = merge_repeats(self.records)
+        apply_ceilings(cells, refs)
+        results = {
+            "format": FORMAT,
+            "started_at": _iso(began),
+            "finished_at": _iso(time.time()),
+            "duration_s": round(time.time() - began, 1),
+            "command": command or [],
+            "machine": machine,
+            "config": {
+                **config.as_dict(),
+                "broker": self.lab.broker_label,
+                "cpu_job_ms_in_process": round(self.cpu_job_s * 1000, 3),
+            },
+            "profiles": {name: PROFILES[name].as_dict() for name in config.profiles},
+            "references": refs.as_dict(),
+            "publisher": publisher_rates(cells),
+            "cells": cells,
+            "interrupted": interrupted,
+        }
+        write_results(config.out / "results.json", results)
+        return results
+
+    # --- one consumer process -------------------------------------------------------------
+
+    def _run_worker(
+        self, progress: BenchProgress, profile_name: str, pool: str, level: int, repeat: int
+    ) -> None:
+        config = self.config
+        started = time.monotonic()
+        worker = self.lab.start_worker(pool, level, get_profile(profile_name))
+        progress.worker_started(time.monotonic() - started, f"{pool} -c {level} ({profile_name})")
+        self.hooks.worker_ready(worker)
+        try:
+            for workload in config.workloads:
+                for mode in config.modes:
+                    params = config.params(workload)
+                    spec = CellSpec(profile_name, pool, level, workload, mode, params, repeat)
+                    began = time.monotonic()
+                    record = self._measure(progress, worker, spec)
+                    self.records.append(record)
+                    progress.cell_done(time.monotonic() - began, record)
+                    self.hooks.cell_done(record, worker)
+        finally:
+            self.lab.stop_worker(worker)
+
+    def _measure(
+        self, progress: BenchProgress, worker: WorkerRun, spec: CellSpec
+    ) -> dict[str, Any]:
+        guess = guess_rate(
+            self.config, spec.pool, spec.workload, spec.concurrency, self.cores, self.cpu_job_s
+        )
+        rate = self._warm_up(spec, warmup_jobs(spec.concurrency, guess), guess)
+        jobs = cell_jobs(self.config, spec.concurrency, rate)
+        progress.cell_started(f"{spec.pool} c={spec.concurrency} {spec.workload} {spec.mode}", jobs)
+        measured = run_cell(
+            self.lab, worker, spec, jobs, cell_timeout_s(jobs, rate), on_result=progress.job_done
+        )
+        # a consumer much faster than the warm-up showed (drain beats publishing) finished
+        # too soon for its samples to mean anything: size the cell from its own rate
+        for _ in range(MAX_GROWTHS):
+            longer = _longer_jobs(self.config, measured)
+            if longer is None:
+                break
+            jobs, rate = longer, measured.summary.throughput_per_s
+            progress.cell_started(f"{spec.pool} c={spec.concurrency} {spec.workload} longer", jobs)
+            measured = run_cell(
+                self.lab, worker, spec, jobs, cell_timeout_s(jobs, rate),
+                on_result=progress.job_done,
+            )  # fmt: skip
+        attempts = 1
+        while _disturbed(measured, self.config.busy_cores) and attempts <= self.config.retries:
+            progress.say(
+                f"other processes used {measured.contention['other_cores']:.2f} cores during "
+                f"{spec.key}; running it again"
+            )
+            progress.cell_started(f"{spec.pool} c={spec.concurrency} {spec.workload} again", jobs)
+            wait_until_quiet(self.config.busy_cores, self.config.quiet_wait_s)
+            again = run_cell(
+                self.lab, worker, spec, jobs, cell_timeout_s(jobs, rate),
+                on_result=progress.job_done,
+            )  # fmt: skip
+            attempts += 1
+            if again.contention["other_cores"] < measured.contention["other_cores"]:
+                measured = again
+        raw = f"raw/{spec.key}.jsonl"
+        write_raw(self.config.out / raw, measured)
+        record = cell_record(measured, worker, raw)
+        record["attempts"] = attempts
+        return record
+
+    def _warm_up(self, spec: CellSpec, jobs: int, guess: float) -> float:
+        """Run a few jobs first (imports, connections, pool start-up) and return their rate."""
+        assert self.lab.client is not None
+        ids = publish(self.lab.client, spec.pool, spec.workload, spec.params, jobs)
+        metas: dict[str, dict[str, Any]] = {}
+        with contextlib.suppress(CeleryTimeout):
+            metas = wait_for(self.lab.client, ids, timeout=cell_timeout_s(jobs, guess))
+        if len(metas) < len(ids):
+            self.lab.purge(spec.pool)
+            raise BenchError(
+                f"warm-up of {spec.pool} on {spec.workload}: {len(ids) - len(metas)} of "
+                f"{len(ids)} jobs did not finish; see the logs in {self.lab.run_dir / 'logs'}"
+            )
+        done = [
+            JobTiming.from_envelope(m["result"])
+            for m in metas.values()
+            if m["status"] == "SUCCESS" and isinstance(m["result"], dict)
+        ]
+        rate = summarize(done, jobs=jobs, failed=jobs - len(done)).throughput_per_s
+        return rate if rate > 0 else guess
+
+    # --- ceilings -----------------------------------------------------------------------
+
+    def _references(self, calibrate: bool = True) -> References:
+        config = self.config
+        rates = {w: self._solo_rate(w) for w in ("noop", "cpu")}
+        source = "solo cells of this run"
+        missing = [w for w, r in rates.items() if r is None]
+        if missing and not calibrate:
+            source = "solo cells of this run (incomplete: the run was stopped)"
+        elif missing:
+            source = "calibration cells on the solo pool"
+            rates.update(self._calibrate(missing))
+        return References(
+            cores=self.cores,
+            solo_noop_per_s=rates["noop"] or 0.0,
+            solo_cpu_per_s=rates["cpu"] or 0.0,
+            cpu_n=config.cpu_n,
+            mixed_cpu_n=config.mixed_cpu_n,
+            io_latency_ms=config.io_latency_ms,
+            source=source,
+        )
+
+    def _solo_rate(self, workload: str) -> float | None:
+        """The best solo rate the run measured on this workload (drain first: its own rate)."""
+        for mode in ("drain", "live"):
+            rates = [
+                r["throughput_per_s"]
+                for r in self.records
+                if r["pool"] == "solo"
+                and r["workload"] == workload
+                and r["mode"] == mode
+                and r["completed"] > 0
+            ]
+            if rates:
+                return float(statistics.median(rates))
+        return None
+
+    def _calibrate(self, workloads: list[str]) -> dict[str, float | None]:
+        profile = get_profile(self.config.profiles[-1])
+        worker = self.lab.start_worker("solo", 1, profile)
+        found: dict[str, float | None] = {}
+        try:
+            for workload in workloads:
+                spec = CellSpec(
+                    profile.name, "solo", 1, workload, "drain", self.config.params(workload)
+                )
+                self._warm_up(spec, 5, 50.0)
+                measured: Measured = run_cell(
+                    self.lab, worker, spec, CALIBRATION_JOBS[workload], 120.0
+                )
+                found[workload] = measured.summary.throughput_per_s
+        finally:
+            self.lab.stop_worker(worker)
+        return found
+
+
+def _longer_jobs(config: BenchConfig, measured: Measured) -> int | None:
+    """More jobs when a sized cell ran for less than half its target; None when it is fine."""
+    if config.jobs is not None or measured.summary.duration_s >= config.cell_s / 2:
+        return None
+    if measured.jobs >= config.max_jobs or measured.lost:
+        return None
+    wanted = int(measured.summary.throughput_per_s * config.cell_s)
+    return min(max(wanted, measured.jobs * 2), config.max_jobs)
+
+
+def _disturbed(measured: Measured, busy_cores: float) -> bool:
+    other = measured.contention.get("other_cores", 0.0)
+    return other > busy_cores
+
+
+def publisher_rates(cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """The publisher's own rate: alone (drain: the consumer is held) and beside a consumer."""
+    found: dict[str, Any] = {}
+    for mode in ("drain", "live"):
+        rates = [c["publish_per_s"] for c in cells if c["mode"] == mode]
+        if rates:
+            found[mode] = {
+                "median_per_s": round(statistics.median(rates), 1),
+                "max_per_s": round(max(rates), 1),
+            }
+    found["method"] = (
+        "kombu producer, one connection, send_task per job (poollab.producer.publish.publish); "
+        "drain: while the consumer is held; live: beside the running consumer"
+    )
+    return found
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """A second Ctrl-C or SIGTERM must not cut the lab's graceful stop short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def run_bench(
+    config: BenchConfig,
+    environ: dict[str, str],
+    console: Console,
+    hooks: BenchHooks | None = None,
+    command: list[str] | None = None,
+) -> dict[str, Any]:
+    return Runner(config, environ, console, hooks).run(command)
