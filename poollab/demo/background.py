@@ -22,7 +22,10 @@ BUSY_CORES = 0.5
 def machine_busy_seconds() -> float:
     times = psutil.cpu_times()
     # steal is CPU the hypervisor gave to other guests: lost to us just the same
-    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+    busy = sum(times) - times.idle - getattr(times, "iowait", 0.0)
+    # the kernel counts in ticks (10 ms); rounding there drops the float noise of the
+    # subtraction, which could otherwise make two readings go backwards by 1e-12
+    return round(float(busy), 2)
 
 
 def own_cpu_seconds() -> float:
