@@ -71,6 +71,10 @@ def test_a_prefork_child_killed_mid_job_is_requeued_at_once(labs: dict[str, Faul
     children[0].kill()
 
     metas = lab.wait_results(ids, timeout_s=60)
+    wait_until(
+        lambda: all(lab.runs("prefork").succeeded[i] >= 1 for i in metas),
+        "every stored result logged",
+    )
     runs = lab.runs("prefork")
     log = lab.log("worker-prefork")
     assert "signal 9 (SIGKILL)" in log and "WorkerLostError" in log
@@ -109,8 +113,13 @@ def test_a_worker_killed_whole_loses_nothing_once_restarted(
 
     lab.restart(service)
     metas = lab.wait_results(ids, timeout_s=60)
-    runs = lab.runs(pool)
     lost = [i for i in ids if metas.get(i, {}).get("status") != "SUCCESS"]
+    # a worker's log line may reach its file a moment after the result reached Redis
+    wait_until(
+        lambda: all(lab.runs(pool).succeeded[i] >= 1 for i in ids if i not in lost),
+        "every stored result logged",
+    )
+    runs = lab.runs(pool)
     duplicates = {i: n for i in ids if (n := runs.succeeded[i]) > 1}
     print(
         f"{pool}: {len(ids)} jobs, {held} killed mid-run, lost {len(lost)}, ran twice {duplicates}"
