@@ -33,8 +33,9 @@ def add_parser(subparsers: Any) -> None:
         "bench",
         help="compare the pools: throughput, latency, memory (writes a report)",
         description=(
-            "Start a local lab (an embedded Redis unless POOLLAB_BROKER_URL is set, the "
-            "upstream, one consumer at a time) and run pools × workloads × concurrency × "
+            "Start a local lab (the Redis POOLLAB_BROKER_URL names, else one answering on "
+            "127.0.0.1:6379, else an embedded one; the upstream; one consumer at a time) and "
+            "run pools × workloads × concurrency × "
             "modes × profiles, each cell after a warm-up. Writes results.json, report.md, "
             "report.html and charts to --out, and prints the summary."
         ),

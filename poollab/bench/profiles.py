@@ -116,14 +116,14 @@ def worker_service(
     env = {"POOLLAB_TASK_EVENTS": "true" if profile.task_events else "false"}
     if pool in CELERY_POOLS:
         argv = (
-            *worker_argv(pool, level, profile_settings),  # type: ignore[arg-type]
+            *worker_argv(pool, level, profile_settings),
             "-I", SAMPLING_MODULE,
             *profile.options_for(pool),
         )  # fmt: skip
         extra = profile.settings_for(pool)
         if extra:
             argv = (*argv, "--", *(f"{key}={value}" for key, value in extra.items()))
-        return Service(f"worker-{pool}", argv, "celery-ping", node, pool=pool, env=env)  # type: ignore[arg-type]
+        return Service(f"worker-{pool}", argv, "celery-ping", node, pool=pool, env=env)
     return Service(
         "consumer-asyncio",
         consumer_argv(level, profile.consumer_loop),

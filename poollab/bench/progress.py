@@ -80,7 +80,7 @@ class BenchProgress:
     def worker_started(self, seconds: float, description: str) -> None:
         self.start_times.append(seconds)
         self._refresh()
-        self.console.print(f"[bold]{description}[/] ready in {seconds:.1f} s")
+        self.console.print(f"[bold]{description}[/] ready in {seconds:.1f} s", soft_wrap=True)
 
     def cell_started(self, description: str, jobs: int) -> None:
         if self._jobs is not None:
@@ -106,7 +106,9 @@ class BenchProgress:
         self.console.print(
             f"  {record['workload']:<6} {record['mode']:<5} {record['jobs']:>6} jobs "
             f"{record['throughput_per_s']:>9,.1f}/s  p99 {p99:>9,.1f} ms"
-            f"  [dim]({len(self.cell_times)}/{self.cells_total}, {self.eta()})[/]{problems}"
+            f"  [dim]({len(self.cell_times)}/{self.cells_total}, {self.eta()})[/]{problems}",
+            # one line per cell in a log, however narrow the console thinks it is
+            soft_wrap=True,
         )
 
     def _refresh(self) -> None:
