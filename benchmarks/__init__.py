@@ -1,1 +1,0 @@
-"""Benchmarks behind BENCHMARKS.md. Not tests: they report ratios measured side by side."""
