@@ -21,9 +21,9 @@ lab: $(STAMP)
 
 ## lint, type-check and run the whole test suite on a real Redis
 test: $(STAMP)
-	$(BIN)/ruff check poollab tests benchmarks loadtest
-	$(BIN)/ruff format --check poollab tests benchmarks loadtest
-	$(BIN)/mypy poollab benchmarks loadtest
+	$(BIN)/ruff check poollab tests loadtest
+	$(BIN)/ruff format --check poollab tests loadtest
+	$(BIN)/mypy poollab loadtest
 	$(BIN)/pytest -q
 
 lint: $(STAMP)

@@ -17,12 +17,12 @@ SUBCOMMANDS: dict[str, str] = {
     "up": "poollab.launcher.cli",
     "status": "poollab.launcher.cli",
     "submit": "poollab.producer.cli",
-    "bench": "poollab.bench.cli",
-    "load": "poollab.loadtest_cli",
+    "bench": "poollab.measure.bench.cli",
+    "load": "poollab.measure.load",
     "demo": "poollab.demo.cli",
     "serve": "poollab.services.cli",
     "consume": "poollab.consumer.cli",
-    "soak": "poollab.soak",
+    "soak": "poollab.measure.soak",
 }
 
 

@@ -239,7 +239,7 @@ class LocalCompose:
 
 
 def _has_collector() -> bool:
-    return find_spec("poollab.services.collector") is not None
+    return find_spec("poollab.services.collector.app") is not None
 
 
 def _localize(text: str, ports: dict[str, int], redis_url: str) -> str:
@@ -382,7 +382,7 @@ def test_every_compose_command_becomes_healthy_by_its_own_healthcheck(
 
 def test_the_collector_runs_by_its_compose_command(local_compose: LocalCompose) -> None:
     if not _has_collector():
-        pytest.skip("poollab.services.collector is not in this build yet")
+        pytest.skip("poollab.services.collector.app is not in this build yet")
     assert "collector" in local_compose.healthchecks
     run_healthcheck(local_compose, "collector")
 
@@ -439,7 +439,7 @@ def test_the_dashboard_queries_metrics_that_flower_and_the_collector_export(
     from_collector = {m for m in wanted if m.startswith("poollab_")}
     if not _has_collector():
         pytest.skip(
-            "poollab.services.collector does not exist yet: the dashboard's collector "
+            "poollab.services.collector.app does not exist yet: the dashboard's collector "
             f"metrics {sorted(from_collector)} are checked as soon as it does"
         )
     collector = _get(f"http://127.0.0.1:{local_compose.ports['collector']}/metrics")[1]

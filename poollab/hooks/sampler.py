@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import redis
 
-from poollab.metrics.proctree import ProcessTree
+from poollab.measure.proctree import ProcessTree
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ and the drain is timed until the last job finished (stamped by the worker). Apps
 alternate, repeated, and the best of each is compared. Also measures the upstream's
 ceiling at 1,000 concurrent connections.
 
-Usage: ``python -m benchmarks.overhead [--jobs 3000] [--repeat 3]``.
+Usage: ``python -m poollab.measure.overhead [--jobs 3000] [--repeat 3]``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = {"prefork": 2, "threads": 16, "gevent": 100, "solo": 1}
 APPS = {
     "lab": ("poollab.worker.app", "poollab.noop"),
-    "bare": ("benchmarks.bare_celery", "bare.noop"),
+    "bare": ("poollab.measure.bare_celery", "bare.noop"),
 }
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import redis
 
-from poollab.metrics.sampler import FIELD, Sample, stream_key
+from poollab.hooks.sampler import FIELD, Sample, stream_key
 
 MB = 2**20
 

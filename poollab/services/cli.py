@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     if args.service == "collector":
-        from poollab.services import collector
+        from poollab.services.collector import app as collector
 
         collector.serve(args.host, args.port, args.loop)
     elif args.service == "upstream":

@@ -16,8 +16,8 @@ from celery.signals import task_failure, task_success, worker_init, worker_ready
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from poollab.metrics.counters import JobCounts
-from poollab.metrics.sampler import DEFAULT_INTERVAL_S, MAX_INTERVAL_S, Sampler
+from poollab.hooks.counters import JobCounts
+from poollab.hooks.sampler import DEFAULT_INTERVAL_S, MAX_INTERVAL_S, Sampler
 from poollab.settings import get_settings
 
 log = logging.getLogger(__name__)

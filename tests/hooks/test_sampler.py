@@ -15,9 +15,9 @@ import psutil
 import pytest
 import redis
 
-from poollab.metrics.counters import JobCounts
-from poollab.metrics.sampler import Sample, Sampler, stream_key
-from poollab.metrics.samples import read_samples, summarize_window
+from poollab.hooks.counters import JobCounts
+from poollab.hooks.sampler import Sample, Sampler, stream_key
+from poollab.measure.samples import read_samples, summarize_window
 
 ALLOCATE_AND_WAIT = "import sys, time; block = bytearray(int(sys.argv[1])); time.sleep(60)"
 
@@ -113,7 +113,7 @@ def test_a_cpu_bound_greenlet_does_not_starve_the_sampler_under_gevent(
             from gevent import monkey
             monkey.patch_all()
             import json, threading, time
-            from poollab.metrics.sampler import Sampler
+            from poollab.hooks.sampler import Sampler
             assert monkey.is_module_patched("threading")
             sampler = Sampler({redis_url!r}, "gevent-test", "g@test", 0.1).start()
             time.sleep(0.3)  # cooperative: gevent's sleep

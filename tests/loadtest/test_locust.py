@@ -21,7 +21,7 @@ import redis
 
 from poollab.launcher.lab import Lab
 from poollab.launcher.topology import available_pools
-from poollab.loadtest_cli import (
+from poollab.measure.load import (
     markdown_steps,
     parse_timespan,
     summarize_locust_csv,

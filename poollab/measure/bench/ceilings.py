@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from poollab.bench.config import WAITING_WORKLOADS
+from poollab.measure.bench.config import WAITING_WORKLOADS
 
 Bound = Literal["cpu", "io", "concurrency", "unknown"]
 

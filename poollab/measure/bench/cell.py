@@ -27,9 +27,9 @@ import psutil
 import redis
 from celery.exceptions import TimeoutError as CeleryTimeout
 
-from poollab.bench.config import Mode
-from poollab.bench.lab import BenchLab, WorkerRun, cpu_seconds
-from poollab.metrics.samples import Resources, read_samples, summarize_window
+from poollab.measure.bench.config import Mode
+from poollab.measure.bench.lab import BenchLab, WorkerRun, cpu_seconds
+from poollab.measure.samples import Resources, read_samples, summarize_window
 from poollab.producer.publish import publish, wait_for
 from poollab.timings import JobTiming, Summary, summarize
 

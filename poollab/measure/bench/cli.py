@@ -12,7 +12,8 @@ from typing import Any
 
 from rich.console import Console
 
-from poollab.bench.config import (
+from poollab.cli import CliError
+from poollab.measure.bench.config import (
     MODES,
     WORKLOADS,
     BenchConfig,
@@ -21,8 +22,7 @@ from poollab.bench.config import (
     parse_levels,
     parse_list,
 )
-from poollab.bench.profiles import PROFILES
-from poollab.cli import CliError
+from poollab.measure.bench.profiles import PROFILES
 
 QUICK_WORKLOADS = ("noop", "cpu", "io")
 QUICK_PROFILES = ("tuned",)
@@ -152,10 +152,10 @@ def build_config(args: argparse.Namespace) -> BenchConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from poollab.bench.lab import BenchError
-    from poollab.bench.results import load_results
-    from poollab.bench.runner import run_bench
-    from poollab.bench.table import print_summary
+    from poollab.measure.bench.lab import BenchError
+    from poollab.measure.bench.results import load_results
+    from poollab.measure.bench.runner import run_bench
+    from poollab.measure.bench.table import print_summary
 
     console = Console(stderr=True)
     if args.report_from is not None:
@@ -190,7 +190,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def write_reports(results: dict[str, Any], out: Path) -> list[Path]:
     try:
-        from poollab.bench.report import write_report
+        from poollab.measure.bench.report import write_report
     except ImportError:  # the report is a later step; results.json is complete without it
         return [out / "results.json"]
     return [out / "results.json", *write_report(results, out)]

@@ -20,14 +20,14 @@ import psutil
 import redis
 from celery import Celery
 
-from poollab.bench.profiles import Profile, worker_service
 from poollab.celery_config import make_client
+from poollab.hooks.sampler import Sample, Sampler
 from poollab.launcher.health import consumer_alive
 from poollab.launcher.lab import Lab, LabError, broker_for_local_lab
 from poollab.launcher.redis_server import free_port
 from poollab.launcher.topology import Service, build_services, nodename
-from poollab.metrics.sampler import Sample, Sampler
-from poollab.metrics.samples import read_samples
+from poollab.measure.bench.profiles import Profile, worker_service
+from poollab.measure.samples import read_samples
 from poollab.settings import CELERY_POOLS, Settings
 
 # how long a consumer may take to write its first samples before the bench samples it

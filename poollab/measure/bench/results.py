@@ -9,10 +9,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from poollab.bench.ceilings import References, ceiling, efficiency
-from poollab.bench.cell import Measured
-from poollab.bench.lab import WorkerRun
-from poollab.bench.profiles import describe
+from poollab.measure.bench.ceilings import References, ceiling, efficiency
+from poollab.measure.bench.cell import Measured
+from poollab.measure.bench.lab import WorkerRun
+from poollab.measure.bench.profiles import describe
 
 FORMAT = "poollab-bench/1"
 CELL_KEYS = ("profile", "pool", "concurrency", "workload", "mode")

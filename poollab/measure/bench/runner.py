@@ -14,21 +14,27 @@ from typing import Any, Protocol
 from celery.exceptions import TimeoutError as CeleryTimeout
 from rich.console import Console
 
-from poollab.bench.ceilings import References
-from poollab.bench.cell import CellSpec, Measured, run_cell, wait_until_quiet, write_raw
-from poollab.bench.config import BenchConfig
-from poollab.bench.lab import BenchError, BenchLab, WorkerRun
-from poollab.bench.machine import describe_machine, usable_cores
-from poollab.bench.profiles import PROFILES, get_profile
-from poollab.bench.progress import BenchProgress
-from poollab.bench.results import (
+from poollab.measure.bench.ceilings import References
+from poollab.measure.bench.cell import CellSpec, Measured, run_cell, wait_until_quiet, write_raw
+from poollab.measure.bench.config import BenchConfig
+from poollab.measure.bench.lab import BenchError, BenchLab, WorkerRun
+from poollab.measure.bench.machine import describe_machine, usable_cores
+from poollab.measure.bench.profiles import PROFILES, get_profile
+from poollab.measure.bench.progress import BenchProgress
+from poollab.measure.bench.results import (
     FORMAT,
     apply_ceilings,
     cell_record,
     merge_repeats,
     write_results,
 )
-from poollab.bench.sizing import cell_jobs, cell_timeout_s, guess_rate, time_cpu_job, warmup_jobs
+from poollab.measure.bench.sizing import (
+    cell_jobs,
+    cell_timeout_s,
+    guess_rate,
+    time_cpu_job,
+    warmup_jobs,
+)
 from poollab.producer.publish import publish, wait_for
 from poollab.timings import JobTiming, summarize
 

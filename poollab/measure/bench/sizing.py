@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import time
 
-from poollab.bench.config import BenchConfig
 from poollab.jobs import cpu_work
+from poollab.measure.bench.config import BenchConfig
 
 WARMUP_S = 0.4
 NOOP_RATE_GUESS = 300.0

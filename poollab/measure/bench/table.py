@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from poollab.bench.config import WORKLOADS
+from poollab.measure.bench.config import WORKLOADS
 
 POOL_ORDER = ("solo", "prefork", "threads", "gevent", "asyncio")
 

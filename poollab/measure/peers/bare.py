@@ -2,7 +2,7 @@
 
 One coroutine BRPOPs a message whenever a slot is free; each message runs as a task that
 does the job and LPUSHes its result to a list: two round trips per job, nothing else.
-``python -m poollab.consumer.bench.bare`` (BENCH_* environment, as the peers).
+``python -m poollab.measure.peers.bare`` (BENCH_* environment, as the peers).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 
 import redis.asyncio as aioredis
 
-from poollab.consumer.bench import peer_jobs
+from poollab.measure.peers import peer_jobs
 
 QUEUE = "bare:bench"
 RESULTS = "bare:results"

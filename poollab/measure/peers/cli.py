@@ -1,6 +1,6 @@
 """The consumer against its peers, side by side in one run on one Redis.
 
-``python -m poollab.consumer.bench_peers`` starts its own Redis and upstream, then for each
+``python -m poollab.measure.peers.cli`` starts its own Redis and upstream, then for each
 workload (noop; io with a fixed upstream latency) and mode runs every system's own worker
 at the same concurrency, results stored:
 
@@ -34,8 +34,9 @@ from pathlib import Path
 import psutil
 import redis
 
-from poollab.consumer.bench import peers_venv
-from poollab.consumer.bench.systems import (
+from poollab.launcher.redis_server import RedisServer, free_port
+from poollab.measure.peers import peers_venv
+from poollab.measure.peers.systems import (
     SYSTEMS,
     Context,
     System,
@@ -46,7 +47,6 @@ from poollab.consumer.bench.systems import (
     queued,
     spans,
 )
-from poollab.launcher.redis_server import RedisServer, free_port
 
 KINDS = ("noop", "io")
 MODES = ("drain", "e2e")
@@ -297,7 +297,7 @@ def ratios(cases: list[Case]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m poollab.consumer.bench_peers", description=__doc__
+        prog="python -m poollab.measure.peers.cli", description=__doc__
     )
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--kinds", default=",".join(KINDS))
@@ -351,7 +351,3 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "table.md").write_text(report + "\n")
     print(report)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

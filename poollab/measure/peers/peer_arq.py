@@ -1,6 +1,6 @@
 """arq as benchmarked: its own worker and client, results kept, JSON instead of pickle.
 
-``python -m poollab.consumer.bench.peer_arq worker`` runs the worker;
+``python -m poollab.measure.peers.peer_arq worker`` runs the worker;
 ``... publish RUN COUNT KIND LATENCY_MS`` enqueues with arq's client and prints timings.
 Runs in the peers' virtualenv (arq needs redis<6).
 """
@@ -18,7 +18,7 @@ from arq import create_pool
 from arq.connections import RedisSettings
 from arq.worker import Worker
 
-from poollab.consumer.bench import peer_jobs
+from poollab.measure.peers import peer_jobs
 
 QUEUE = "arq:bench"
 # arq waits poll_delay between reads of its queue (default 0.5 s, which caps a worker

@@ -1,7 +1,7 @@
 """taskiq as benchmarked: ListQueueBroker on Redis, results in RedisAsyncResultBackend (JSON).
 
-The worker is taskiq's own: ``taskiq worker poollab.consumer.bench.peer_taskiq:broker
---workers 1 --max-async-tasks N``; ``python -m poollab.consumer.bench.peer_taskiq publish
+The worker is taskiq's own: ``taskiq worker poollab.measure.peers.peer_taskiq:broker
+--workers 1 --max-async-tasks N``; ``python -m poollab.measure.peers.peer_taskiq publish
 RUN COUNT KIND LATENCY_MS`` sends with taskiq's kicker and prints timings.
 """
 
@@ -17,7 +17,7 @@ import taskiq.compat
 from taskiq import TaskiqEvents, TaskiqState
 from taskiq.serializers import JSONSerializer
 
-from poollab.consumer.bench import peer_jobs
+from poollab.measure.peers import peer_jobs
 
 if not hasattr(taskiq.compat, "model_dump"):
     # taskiq-redis 1.0.9 imports these; taskiq 0.13 dropped them (0.12.6 has them, the same)

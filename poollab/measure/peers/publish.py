@@ -5,7 +5,7 @@ Every list-based system is published to the same way: LPUSHes of its own message
 message). Celery-protocol messages are built by :func:`poollab.consumer.protocol.task_message`,
 laid out as ``send_task`` lays them out (a test holds the two together).
 
-``python -m poollab.consumer.bench.publish celery|bare QUEUE RUN COUNT KIND LATENCY_MS``
+``python -m poollab.measure.peers.publish celery|bare QUEUE RUN COUNT KIND LATENCY_MS``
 prints ``{"started": t, "finished": t}``.
 """
 
@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 
 from poollab import jobs
 from poollab.consumer import protocol
-from poollab.consumer.bench import peer_jobs
+from poollab.measure.peers import peer_jobs
 
 CHUNK = 200
 

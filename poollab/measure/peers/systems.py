@@ -17,7 +17,7 @@ from typing import Any
 import redis
 
 from poollab.consumer import layout
-from poollab.consumer.bench import bare, peer_jobs
+from poollab.measure.peers import bare, peer_jobs
 
 Span = tuple[float, float]
 
@@ -65,20 +65,20 @@ def _celery_gevent(ctx: Context) -> list[str]:
 
 
 def _arq(ctx: Context) -> list[str]:
-    return [str(ctx.peers_python), "-m", "poollab.consumer.bench.peer_arq", "worker"]
+    return [str(ctx.peers_python), "-m", "poollab.measure.peers.peer_arq", "worker"]
 
 
 def _taskiq(ctx: Context) -> list[str]:
     return [
         str(ctx.peers_python.with_name("taskiq")), "worker",
-        "poollab.consumer.bench.peer_taskiq:broker",
+        "poollab.measure.peers.peer_taskiq:broker",
         "--workers", "1", "--max-async-tasks", str(ctx.concurrency),
         "--log-level", "WARNING",
     ]  # fmt: skip
 
 
 def _bare(ctx: Context) -> list[str]:
-    return [ctx.main_python, "-m", "poollab.consumer.bench.bare"]
+    return [ctx.main_python, "-m", "poollab.measure.peers.bare"]
 
 
 SYSTEMS: dict[str, System] = {
@@ -99,13 +99,13 @@ def publish_argv(
 ) -> list[str]:
     tail = [run, str(count), kind, str(ms)]
     if system.publisher == "arq":
-        return [str(ctx.peers_python), "-m", "poollab.consumer.bench.peer_arq", "publish", *tail]
+        return [str(ctx.peers_python), "-m", "poollab.measure.peers.peer_arq", "publish", *tail]
     if system.publisher == "taskiq":
-        return [str(ctx.peers_python), "-m", "poollab.consumer.bench.peer_taskiq", "publish", *tail]
+        return [str(ctx.peers_python), "-m", "poollab.measure.peers.peer_taskiq", "publish", *tail]
     return [
         sys.executable,
         "-m",
-        "poollab.consumer.bench.publish",
+        "poollab.measure.peers.publish",
         system.publisher,
         system.queue,
         *tail,

@@ -12,7 +12,7 @@ Where the data comes from, and why it costs the consumers nothing:
   results published while the collector is not connected are not seen, and PUB/SUB is not
   scoped to a database, so labs sharing one Redis server share their results' channels.
 * **Samples**: the consumers' ``poollab:samples:<pool>`` streams, read with XREAD from the
-  newest entry on (one write per consumer per interval; see :mod:`poollab.metrics.sampler`).
+  newest entry on (one write per consumer per interval; see :mod:`poollab.hooks.sampler`).
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.exceptions import RedisError
 
-from poollab.metrics.exposition import CollectorMetrics
-from poollab.metrics.sampler import FIELD, STREAM_PREFIX, Sample, stream_key
-from poollab.metrics.store import RunStore
+from poollab.hooks.sampler import FIELD, STREAM_PREFIX, Sample, stream_key
+from poollab.services.collector.metrics import CollectorMetrics
+from poollab.services.collector.store import RunStore
 from poollab.settings import ALL_POOLS, Settings, get_settings
 
 log = logging.getLogger(__name__)

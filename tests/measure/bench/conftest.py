@@ -12,10 +12,10 @@ import psutil
 import pytest
 from rich.console import Console
 
-from poollab.bench.config import BenchConfig
-from poollab.bench.lab import WorkerRun
-from poollab.bench.runner import run_bench
 from poollab.launcher.redis_server import RedisServer
+from poollab.measure.bench.config import BenchConfig
+from poollab.measure.bench.lab import WorkerRun
+from poollab.measure.bench.runner import run_bench
 from tests.conftest import service_env
 
 # the smallest matrix that still has a process tree (prefork), a thread pool, the solo

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from matplotlib import image
 
-from poollab.bench.report import write_report
-from tests.bench.conftest import SmallRun
+from poollab.measure.bench.report import write_report
+from tests.measure.bench.conftest import SmallRun
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 )  # fmt: skip
-# the pools' colours in the charts (poollab.bench.report.select.POOL_COLORS)
+# the pools' colours in the charts (poollab.measure.bench.report.select.POOL_COLORS)
 PREFORK_RED = (214, 39, 40)
 THREADS_BLUE = (31, 119, 180)
 

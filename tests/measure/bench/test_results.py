@@ -8,9 +8,9 @@ import math
 import pytest
 import redis
 
-from poollab.bench.results import FORMAT, load_results
+from poollab.measure.bench.results import FORMAT, load_results
 from poollab.timings import JobTiming
-from tests.bench.conftest import JOBS, POOLS, WORKLOADS, SmallRun
+from tests.measure.bench.conftest import JOBS, POOLS, WORKLOADS, SmallRun
 
 CELL_FIELDS = {
     "pool", "workload", "concurrency", "mode", "profile", "jobs", "completed", "failed",
@@ -121,7 +121,7 @@ def test_ceilings_follow_the_solo_rates_of_the_same_run(small_run: SmallRun) -> 
 
 def test_the_workers_count_every_job_they_ran(small_run: SmallRun) -> None:
     """The samples carry the jobs counted in the workers, prefork's children included."""
-    from poollab.metrics.sampler import FIELD, Sample, stream_key
+    from poollab.hooks.sampler import FIELD, Sample, stream_key
 
     client = redis.Redis.from_url(small_run.broker_url)
     for pool in POOLS:

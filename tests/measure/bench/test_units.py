@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from poollab.bench.ceilings import References, ceiling, efficiency
-from poollab.bench.config import BenchConfig, ConfigError, parse_levels, parse_list
-from poollab.bench.profiles import PROFILES, worker_service
-from poollab.bench.results import merge_repeats
-from poollab.bench.sizing import cell_jobs
+from poollab.measure.bench.ceilings import References, ceiling, efficiency
+from poollab.measure.bench.config import BenchConfig, ConfigError, parse_levels, parse_list
+from poollab.measure.bench.profiles import PROFILES, worker_service
+from poollab.measure.bench.results import merge_repeats
+from poollab.measure.bench.sizing import cell_jobs
 from poollab.settings import Settings
 
 POOLLAB = str(Path(sys.executable).parent / "poollab")

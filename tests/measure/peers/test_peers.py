@@ -7,12 +7,12 @@ import tomllib
 from pathlib import Path
 
 from poollab.consumer import protocol
-from poollab.consumer.bench import peers_venv
-from poollab.consumer.bench.publish import bare_message, celery_message
-from poollab.consumer.bench.systems import SYSTEMS, Context
-from poollab.consumer.bench_peers import Case, ratios, table
+from poollab.measure.peers import peers_venv
+from poollab.measure.peers.cli import Case, ratios, table
+from poollab.measure.peers.publish import bare_message, celery_message
+from poollab.measure.peers.systems import SYSTEMS, Context
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_peer_pins_are_the_peers_extra_plus_the_projects_aiohttp() -> None:

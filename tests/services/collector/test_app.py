@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from poollab.bench.lab import BenchLab
-from poollab.bench.profiles import get_profile
-from poollab.metrics.exposition import STALE_AFTER_S, CollectorMetrics
-from poollab.metrics.sampler import Sample
+from poollab.hooks.sampler import Sample
+from poollab.measure.bench.lab import BenchLab
+from poollab.measure.bench.profiles import get_profile
 from poollab.producer.publish import publish, wait_for
-from poollab.services.collector import STORE_KEY, CollectorSettings, create_app
+from poollab.services.collector.app import STORE_KEY, CollectorSettings, create_app
+from poollab.services.collector.metrics import STALE_AFTER_S, CollectorMetrics
 from poollab.settings import Settings
 from tests.conftest import free_ports, service_env
 

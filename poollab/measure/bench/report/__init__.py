@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from poollab.bench.report.charts import draw_charts
-from poollab.bench.report.content import build_document
-from poollab.bench.report.document import render_html, render_markdown
+from poollab.measure.bench.report.charts import draw_charts
+from poollab.measure.bench.report.content import build_document
+from poollab.measure.bench.report.document import render_html, render_markdown
 
 
 def write_report(results: dict[str, Any], out: Path) -> list[Path]:

@@ -11,7 +11,7 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from poollab.bench.report.select import (
+from poollab.measure.bench.report.select import (
     POOL_COLORS,
     Cell,
     best_per_pool,

@@ -7,8 +7,8 @@ import math
 import statistics
 from typing import Any
 
-from poollab.bench.report.charts import Chart
-from poollab.bench.report.document import (
+from poollab.measure.bench.report.charts import Chart
+from poollab.measure.bench.report.document import (
     Bullets,
     Code,
     Document,
@@ -17,8 +17,8 @@ from poollab.bench.report.document import (
     Para,
     TableBlock,
 )
-from poollab.bench.report.select import cells, main_mode, main_profile, num, workloads
-from poollab.bench.report.verdict import describe_workload, recommendation, workload_verdict
+from poollab.measure.bench.report.select import cells, main_mode, main_profile, num, workloads
+from poollab.measure.bench.report.verdict import describe_workload, recommendation, workload_verdict
 
 # other processes' CPU use above this (cores, median over the cells) is reported as a warning
 BUSY_MACHINE_CORES = 0.25

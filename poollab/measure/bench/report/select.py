@@ -6,8 +6,8 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from poollab.bench.config import WORKLOADS
-from poollab.bench.table import POOL_ORDER
+from poollab.measure.bench.config import WORKLOADS
+from poollab.measure.bench.table import POOL_ORDER
 
 Cell = dict[str, Any]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from poollab.bench.report.select import (
+from poollab.measure.bench.report.select import (
     Cell,
     best,
     best_per_pool,
