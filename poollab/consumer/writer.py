@@ -16,13 +16,13 @@ from collections.abc import Callable
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from poollab.backoff import Backoff
 from poollab.consumer.broker import Broker, Completion
 from poollab.consumer.events import EventDispatcher
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
-RETRY_MAX_S = 5.0
 
 
 class Writer:
@@ -70,7 +70,7 @@ class Writer:
                 self._idle.set()
 
     async def _write(self, batch: list[Completion], events: list[tuple[str, str]]) -> None:
-        delay = 0.05
+        backoff = Backoff(first=0.05)
         while True:
             try:
                 await self._broker.write(batch, events)
@@ -78,11 +78,11 @@ class Writer:
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 # the results are kept and written once Redis answers again; their messages
                 # stay held meanwhile, so nothing is lost either way
+                delay = backoff.next()
                 log.warning(
                     "writing %d results failed (%s); retrying in %.2fs", len(batch), exc, delay
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
 
     async def flush(self) -> None:
         """Return once everything added so far is written."""

@@ -35,6 +35,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.exceptions import RedisError
 
+from poollab.backoff import Backoff
 from poollab.hooks.sampler import FIELD, STREAM_PREFIX, Sample, stream_key
 from poollab.services.collector.metrics import CollectorMetrics
 from poollab.services.collector.store import RunStore
@@ -44,7 +45,6 @@ log = logging.getLogger(__name__)
 
 RESULT_PATTERN = f"{KeyValueStoreBackend.task_keyprefix}*"
 DISCOVER_EVERY_S = 10.0
-RETRY_MAX_S = 5.0
 RUN_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -75,11 +75,11 @@ STATUS_KEY = web.AppKey("status", Status)
 # --- following Redis ------------------------------------------------------------------------
 
 
-async def _retry_pause(app: web.Application, exc: BaseException, delay: float) -> float:
+async def _retry_pause(app: web.Application, exc: BaseException, backoff: Backoff) -> None:
     app[STATUS_KEY].last_error = f"{type(exc).__name__}: {exc}"
+    delay = backoff.next()
     log.warning("collector: %s; retrying in %.1fs", exc, delay)
     await asyncio.sleep(delay)
-    return min(delay * 2, RETRY_MAX_S)
 
 
 def handle_result(app: web.Application, raw: bytes | str) -> None:
@@ -98,7 +98,7 @@ def handle_result(app: web.Application, raw: bytes | str) -> None:
 async def follow_results(app: web.Application) -> None:
     """Every result as it is stored, from the channel the result backend publishes it on."""
     status = app[STATUS_KEY]
-    delay = 0.1
+    backoff = Backoff()
     # runs until the app's cleanup cancels it
     while True:
         client = aioredis.Redis.from_url(
@@ -108,14 +108,14 @@ async def follow_results(app: web.Application) -> None:
         try:
             await pubsub.psubscribe(RESULT_PATTERN)
             status.results_connected = True
-            delay = 0.1
+            backoff.reset()
             while True:
                 message = await pubsub.get_message(timeout=1.0)
                 if message is not None:
                     handle_result(app, message["data"])
         except (RedisError, OSError) as exc:
             status.results_connected = False
-            delay = await _retry_pause(app, exc, delay)
+            await _retry_pause(app, exc, backoff)
         finally:
             status.results_connected = False
             with contextlib.suppress(RedisError, OSError):
@@ -161,14 +161,14 @@ def handle_sample(app: web.Application, fields: dict[Any, Any]) -> None:
 async def follow_samples(app: web.Application) -> None:
     """The consumers' resource samples, from their streams, as they are written."""
     status = app[STATUS_KEY]
-    delay = 0.1
+    backoff = Backoff()
     while True:
         client = aioredis.Redis.from_url(app[SETTINGS_KEY].broker_url, socket_connect_timeout=2.0)
         try:
             ids = await _start_ids(client, [stream_key(pool) for pool in ALL_POOLS])
             discovered_at = 0.0
             status.samples_connected = True
-            delay = 0.1
+            backoff.reset()
             while True:
                 if time.monotonic() - discovered_at > DISCOVER_EVERY_S:
                     await _discover(client, ids)
@@ -181,7 +181,7 @@ async def follow_samples(app: web.Application) -> None:
                         ids[name] = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         except (RedisError, OSError) as exc:
             status.samples_connected = False
-            delay = await _retry_pause(app, exc, delay)
+            await _retry_pause(app, exc, backoff)
         finally:
             status.samples_connected = False
             with contextlib.suppress(RedisError, OSError):
