@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -94,6 +97,29 @@ class Settings(BaseSettings):
         return frozenset(k.strip() for k in self.retry_kinds.split(",") if k.strip())
 
 
+# where `poollab up` keeps its state (the broker it started, its services), from the
+# directory it was started in
+LAB_STATE = Path(".poollab") / "state.json"
+
+
+def running_lab_broker(state_path: Path = LAB_STATE) -> str | None:
+    """The broker of the `poollab up` running from this directory, if one runs."""
+    try:
+        state = json.loads(state_path.read_text())
+        os.kill(int(state["launcher_pid"]), 0)
+        return str(state["broker_url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    """The settings from the environment; without POOLLAB_BROKER_URL, the running lab's broker.
+
+    `poollab up` starts a Redis of its own on a free port when it is given none, so the
+    commands run beside it (submit, load, bench against the lab) find that Redis through
+    the lab's state file rather than a Redis that happens to answer on the default port.
+    """
+    if "POOLLAB_BROKER_URL" not in os.environ and (broker := running_lab_broker()) is not None:
+        return Settings(broker_url=broker)
     return Settings()

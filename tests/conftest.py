@@ -78,11 +78,11 @@ def running_lab(
     import socket
 
     from poollab.launcher.lab import Lab
-    from poollab.launcher.topology import available_pools, build_services
-    from poollab.settings import Settings
+    from poollab.launcher.topology import build_services
+    from poollab.settings import ALL_POOLS, Settings
 
     env = {**os.environ, **service_env(redis_server.url + "/1")}
-    pools = available_pools()
+    pools = ALL_POOLS
     settings = Settings(
         **{
             k.removeprefix("POOLLAB_").lower(): v

@@ -208,19 +208,11 @@ class Broker:
                     pipe.publish(topic, payload)
                 await pipe.execute()
 
-    async def publish(
-        self, events: Sequence[tuple[str, str]], alive: tuple[str, str, int] | None = None
-    ) -> None:
-        """Publish events now (worker events); also refresh or drop the liveness key."""
+    async def publish(self, events: Sequence[tuple[str, str]]) -> None:
+        """Publish events now (worker events)."""
         async with self.client.pipeline(transaction=False) as pipe:
             for topic, payload in events:
                 pipe.publish(topic, payload)
-            if alive is not None:
-                key, value, ttl = alive
-                if ttl > 0:
-                    pipe.set(key, value, ex=ttl)
-                else:
-                    pipe.delete(key)
             await pipe.execute()
 
     # --- restoring, as kombu's QoS does ----------------------------------------------------

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     nodename = expand_nodename(args.nodename)
     if args.healthcheck:
-        from poollab.consumer.health import is_alive
+        from poollab.hooks.liveness import is_alive
 
         return 0 if is_alive(settings, nodename) else 1
     logging.basicConfig(

@@ -1,9 +1,11 @@
 """A consumer samples its own process tree and writes one JSON sample per interval to Redis.
 
 ``Sampler(redis_url, pool, node, interval_s).start()`` … ``.stop()``. Each sample is one
-``XADD poollab:samples:<pool> MAXLEN ~ 10000`` (about 45 minutes at 0.25 s): the cost is
+``XADD poollab:samples:<pool> MAXLEN ~ 10000`` (about 80 minutes at 0.5 s), sent in one
+round trip with the consumer's liveness key (:mod:`poollab.hooks.liveness`): the cost is
 one write per interval whatever the job rate. Sampling from inside the consumer works the
 same on a laptop and in a container, where a launcher cannot see the consumer's processes.
+It is started by the hook layer (:mod:`poollab.hooks.layer`), never on its own.
 
 Under Celery's gevent pool ``threading`` is monkey-patched before anything is imported, so
 a ``threading.Thread`` would be a greenlet: it would sample only when the running job
@@ -43,7 +45,10 @@ def stream_key(pool: str) -> str:
 
 
 class Counts(Protocol):
-    """Jobs finished so far in the sampled consumer (see :class:`~.counters.JobCounts`)."""
+    """Jobs so far in the sampled consumer (see :class:`~.counters.JobCounts`)."""
+
+    @property
+    def started(self) -> int: ...
 
     @property
     def succeeded(self) -> int: ...
@@ -67,9 +72,10 @@ class Sample:
     succeeded: int | None
     failed: int | None
     seq: int
-    # "self": written by the consumer; "external": by a launcher watching its pid
-    source: str = "self"
     pss: int = 0
+    started: int | None = None
+    # the consumer's -c: what its memory is divided by for a figure per unit of concurrency
+    concurrency: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -95,8 +101,21 @@ def _os_thread_primitives() -> tuple[Callable[..., Any], Callable[[float], None]
     return _thread.start_new_thread, time.sleep
 
 
+@dataclass(frozen=True)
+class AliveKey:
+    """The liveness key the sampler refreshes with each sample, while ``fresh()`` holds."""
+
+    key: str
+    value: Callable[[], str]
+    ttl_s: int
+    fresh: Callable[[], bool]
+
+
 class Sampler:
-    """Samples the tree below ``pid`` (default: this process) every ``interval_s`` seconds."""
+    """Samples the tree below ``pid`` (default: this process) every ``interval_s`` seconds.
+
+    With ``write_samples=False`` it only keeps the liveness key fresh (sampling turned off).
+    """
 
     def __init__(
         self,
@@ -107,7 +126,9 @@ class Sampler:
         *,
         pid: int | None = None,
         counts: Counts | None = None,
-        source: str = "self",
+        concurrency: int | None = None,
+        alive: AliveKey | None = None,
+        write_samples: bool = True,
         maxlen: int = STREAM_MAXLEN,
     ) -> None:
         if not 0 < interval_s <= MAX_INTERVAL_S:
@@ -118,7 +139,9 @@ class Sampler:
         self.interval_s = interval_s
         self.pid = pid or os.getpid()
         self.counts = counts
-        self.source = source
+        self.concurrency = concurrency
+        self.alive = alive
+        self.write_samples = write_samples
         self.maxlen = maxlen
         self.written = 0
         self._stop = False
@@ -160,8 +183,9 @@ class Sampler:
             cpu_cores=cores,
             succeeded=self.counts.succeeded if self.counts is not None else None,
             failed=self.counts.failed if self.counts is not None else None,
+            started=self.counts.started if self.counts is not None else None,
+            concurrency=self.concurrency,
             seq=seq,
-            source=self.source,
         )
 
     def _run(self) -> None:
@@ -176,9 +200,11 @@ class Sampler:
             # runs until stop() or until the sampled process is gone
             while not self._stop and tree.root.is_running():
                 began = time.monotonic()
-                previous = self.sample_once(tree, previous, seq)
-                self._write(client, previous)
-                seq += 1
+                sample = None
+                if self.write_samples:
+                    sample = previous = self.sample_once(tree, previous, seq)
+                    seq += 1
+                self._write(client, sample)
                 self._wait(self.interval_s - (time.monotonic() - began))
         except Exception:  # the sampler must never take its consumer down
             log.exception("resource sampler for %s stopped", self.node)
@@ -186,15 +212,21 @@ class Sampler:
             client.close()
             self._running = False
 
-    def _write(self, client: redis.Redis, sample: Sample) -> None:
+    def _write(self, client: redis.Redis, sample: Sample | None) -> None:
         try:
-            client.xadd(
-                stream_key(self.pool),
-                {FIELD: sample.to_json()},
-                maxlen=self.maxlen,
-                approximate=True,
-            )
-            self.written += 1
+            pipe = client.pipeline(transaction=False)
+            if sample is not None:
+                pipe.xadd(
+                    stream_key(self.pool),
+                    {FIELD: sample.to_json()},
+                    maxlen=self.maxlen,
+                    approximate=True,
+                )
+            if self.alive is not None and self.alive.fresh():
+                pipe.set(self.alive.key, self.alive.value(), ex=self.alive.ttl_s)
+            pipe.execute()
+            if sample is not None:
+                self.written += 1
         except (redis.RedisError, OSError) as exc:
             # a broker that is down loses samples, not the consumer; the next one retries
             log.debug("writing a resource sample failed: %s", exc)

@@ -9,6 +9,7 @@ from functools import lru_cache
 from celery import Celery
 
 from poollab.celery_config import make_celery
+from poollab.hooks.liveness import is_alive
 from poollab.launcher.topology import Service
 from poollab.settings import Settings
 
@@ -39,14 +40,7 @@ def celery_ping(settings: Settings, node: str, timeout_s: float = 1.0) -> bool:
 
 
 def consumer_alive(settings: Settings, node: str) -> bool:
-    try:
-        from poollab.consumer.health import is_alive
-    except ImportError:
-        return False
-    try:
-        return bool(is_alive(settings, node))
-    except Exception:
-        return False
+    return is_alive(settings, node)
 
 
 def is_healthy(service: Service, settings: Settings) -> bool:

@@ -27,9 +27,6 @@ from poollab.launcher.redis_server import RedisServer, answers
 from poollab.launcher.topology import Service
 from poollab.settings import Settings
 
-DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
-
-
 class LabError(RuntimeError):
     pass
 
@@ -46,14 +43,16 @@ def resolve_command(argv: tuple[str, ...]) -> list[str]:
 
 
 def broker_for_local_lab(environ: dict[str, str]) -> tuple[str, RedisServer | None]:
-    """The broker URL the lab uses, starting an embedded Redis when none is given or found."""
+    """The broker URL the lab uses: the one given, or an embedded Redis of its own.
+
+    A Redis found running on this machine is never used uninvited: the lab purges queues and
+    keeps keys there, and that server may hold someone else's data.
+    """
     given = environ.get("POOLLAB_BROKER_URL")
     if given:
         if not answers(given):
             raise LabError(f"no Redis answers at POOLLAB_BROKER_URL={given}")
         return given, None
-    if answers(DEFAULT_BROKER_URL):
-        return DEFAULT_BROKER_URL, None
     server = RedisServer().start()
     return server.url + "/0", server
 

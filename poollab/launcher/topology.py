@@ -6,7 +6,6 @@ same commands in containers (a test holds the two together).
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -27,12 +26,6 @@ class Service:
     url: str | None = None
     pool: PoolName | None = None
     env: dict[str, str] = field(default_factory=dict)
-
-
-def available_pools() -> tuple[PoolName, ...]:
-    """Every pool whose consumer is part of this build."""
-    has_consumer = importlib.util.find_spec("poollab.consumer.cli") is not None
-    return ALL_POOLS if has_consumer else CELERY_POOLS
 
 
 def nodename(pool: str, host: str) -> str:
@@ -67,11 +60,13 @@ def build_services(
     pools: tuple[PoolName, ...] = ALL_POOLS,
     concurrency: dict[str, int] | None = None,
     with_flower: bool = True,
+    with_collector: bool = True,
 ) -> list[Service]:
     """Every service of the local lab, in start order (dependencies first)."""
     concurrency = concurrency or {}
     upstream_url = f"http://127.0.0.1:{settings.upstream_port}"
     producer_url = f"http://127.0.0.1:{settings.producer_port}"
+    collector_url = f"http://127.0.0.1:{settings.collector_port}"
     services = [
         Service(
             "upstream",
@@ -110,6 +105,17 @@ def build_services(
                     pool=pool,
                 )
             )
+    if with_collector:
+        # the live comparison page and /metrics: every consumer's samples, the queues, results
+        services.append(
+            Service(
+                "collector",
+                ("poollab", "serve", "collector", "--port", str(settings.collector_port)),
+                "http",
+                f"{collector_url}/healthz",
+                collector_url,
+            )
+        )
     if with_flower:
         flower_url = f"http://127.0.0.1:{settings.flower_port}"
         services.append(

@@ -14,34 +14,15 @@ from typing import Any
 import urllib3
 from celery import Task
 from celery.exceptions import InvalidTaskError
-from celery.signals import celeryd_after_setup
 from celery.worker.request import Request
 
 from poollab import jobs
 from poollab.settings import Settings, get_settings
+from poollab.worker import hooks
 from poollab.worker.app import app
 from poollab.worker.http import http_get
 
-_POOL_BY_MODULE = {
-    "celery.concurrency.prefork": "prefork",
-    "celery.concurrency.thread": "threads",
-    "celery.concurrency.gevent": "gevent",
-    "celery.concurrency.eventlet": "eventlet",
-    "celery.concurrency.solo": "solo",
-}
 log = logging.getLogger(__name__)
-
-# the pool this worker runs; set once the worker knows it (inherited by prefork children)
-pool_name = "unknown"
-
-
-@celeryd_after_setup.connect  # type: ignore[untyped-decorator]
-def _remember_pool(sender: str, instance: Any, **_: Any) -> None:
-    global pool_name
-    pool_cls = getattr(instance, "pool_cls", None)
-    module = getattr(pool_cls, "__module__", "") if pool_cls is not None else ""
-    pool_name = _POOL_BY_MODULE.get(module, module or "unknown")
-
 
 _context = jobs.BlockingContext(upstream_url=get_settings().upstream_url, http_get=http_get)
 
@@ -128,7 +109,7 @@ def _register(kind: jobs.JobKind, settings: Settings) -> Task:  # type: ignore[t
         sent = getattr(self.request, jobs.SENT_HEADER, None)
         params = kind.validate(kwargs)
         value = kind.run(_context, params)
-        return jobs.envelope(value, pool_name, sent, started)
+        return jobs.envelope(value, hooks.pool_name, sent, started)
 
     return run_job  # type: ignore[no-any-return]
 

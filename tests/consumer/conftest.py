@@ -19,7 +19,7 @@ import redis
 from celery import Celery
 
 from poollab.celery_config import make_celery
-from poollab.consumer.health import is_alive
+from poollab.hooks.liveness import is_alive
 from poollab.launcher.redis_server import RedisServer, free_port
 from poollab.settings import Settings
 

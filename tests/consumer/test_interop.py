@@ -204,7 +204,7 @@ def test_healthcheck_command(consumer: ConsumerProcess) -> None:
 
 
 def test_the_liveness_key_says_how_the_consumer_runs(consumer: ConsumerProcess) -> None:
-    from poollab.consumer.health import read_info
+    from poollab.hooks.liveness import read_info
 
     info = read_info(consumer.settings, NODE)
     assert info is not None

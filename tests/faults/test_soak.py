@@ -14,7 +14,7 @@ import pytest
 
 from poollab.cli import main
 from poollab.launcher.redis_server import RedisServer
-from poollab.launcher.topology import available_pools
+from poollab.settings import ALL_POOLS
 
 pytestmark = pytest.mark.faults
 
@@ -45,7 +45,7 @@ def test_a_short_soak_reports_throughput_memory_and_counts_that_add_up(
     assert status == 0
     report = json.loads(out.read_text())
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert set(report["pools"]) == set(available_pools())
+    assert set(report["pools"]) == set(ALL_POOLS)
     assert report["prefork_flags"] == ["--max-tasks-per-child", "50"]
     duration_s = MINUTES * 60
     for pool, data in report["pools"].items():

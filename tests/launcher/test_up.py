@@ -12,7 +12,6 @@ import urllib.request
 from pathlib import Path
 
 import psutil
-import pytest
 import redis
 
 from poollab.launcher import lab as lab_module
@@ -60,6 +59,7 @@ def test_up_starts_every_service_and_sigterm_leaves_no_process_behind(
             "worker-gevent",
             "worker-solo",
             "consumer-asyncio",
+            "collector",
             "flower",
         } <= names
         assert all(service["healthy"] for service in state["services"])
@@ -86,6 +86,7 @@ def test_up_starts_every_service_and_sigterm_leaves_no_process_behind(
         assert job["state"] == "SUCCESS"
         assert job["result"] == 7
         assert job["worker"]["pool"] == "prefork"
+        _every_pool_on_the_collector(env)
     finally:
         process.send_signal(signal.SIGTERM)
         output = process.communicate(timeout=90)[0].decode()
@@ -94,6 +95,39 @@ def test_up_starts_every_service_and_sigterm_leaves_no_process_behind(
     survivors = [pid for pid in tree if psutil.pid_exists(pid) and _not_zombie(pid)]
     assert survivors == [], f"left behind: {survivors}"
     assert not (run_dir / "state.json").exists()
+
+
+def _metric(text: str, name: str, pool: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{") and f'pool="{pool}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def _every_pool_on_the_collector(env: dict[str, str]) -> None:
+    """The collector `poollab up` runs shows every consumer's memory and completed jobs."""
+    pools = ("prefork", "threads", "gevent", "solo", "asyncio")
+    producer = f"http://127.0.0.1:{env['POOLLAB_PRODUCER_PORT']}"
+    for pool in pools:
+        body = json.dumps({"pool": pool, "kind": "noop", "params": {"x": 1}, "count": 3})
+        request = urllib.request.Request(f"{producer}/jobs", data=body.encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 202
+    metrics_url = f"http://127.0.0.1:{env['POOLLAB_COLLECTOR_PORT']}/metrics"
+    deadline = time.monotonic() + 20.0
+    missing: list[str] = list(pools)
+    while missing and time.monotonic() < deadline:
+        with urllib.request.urlopen(metrics_url, timeout=5) as response:
+            text = response.read().decode()
+        missing = [
+            pool
+            for pool in pools
+            if not (_metric(text, "poollab_consumer_rss_bytes", pool) or 0) > 0
+            or not (_metric(text, "poollab_consumer_uss_bytes", pool) or 0) > 0
+            or not (_metric(text, "poollab_jobs_completed_total", pool) or 0) >= 3
+        ]
+        time.sleep(0.5)
+    assert missing == [], f"no memory or completed jobs on /metrics within 20 s for {missing}"
 
 
 def _tree(pid: int) -> list[psutil.Process]:
@@ -133,13 +167,13 @@ def test_up_refuses_a_broker_that_does_not_answer(tmp_path: Path) -> None:
     assert "no Redis answers" in result.stderr
 
 
-def test_an_embedded_redis_starts_when_none_is_given_or_found(
-    monkeypatch: pytest.MonkeyPatch,
+def test_an_embedded_redis_starts_when_none_is_given_even_if_one_answers(
+    redis_server: RedisServer,
 ) -> None:
-    (dead,) = free_ports(1)
-    monkeypatch.setattr(lab_module, "DEFAULT_BROKER_URL", f"redis://127.0.0.1:{dead}/0")
+    # a Redis answers on this machine (the tests' own), but nobody gave it to the lab
+    assert answers(redis_server.url)
     url, server = lab_module.broker_for_local_lab({})
-    assert server is not None
+    assert server is not None and url != redis_server.url + "/0"
     try:
         assert answers(url)
         client = redis.Redis.from_url(url)

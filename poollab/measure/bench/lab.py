@@ -21,7 +21,7 @@ import redis
 from celery import Celery
 
 from poollab.celery_config import make_client
-from poollab.hooks.sampler import Sample, Sampler
+from poollab.hooks.sampler import Sample
 from poollab.launcher.health import consumer_alive
 from poollab.launcher.lab import Lab, LabError, broker_for_local_lab
 from poollab.launcher.redis_server import free_port
@@ -30,9 +30,9 @@ from poollab.measure.bench.profiles import Profile, worker_service
 from poollab.measure.samples import read_samples
 from poollab.settings import CELERY_POOLS, Settings
 
-# how long a consumer may take to write its first samples before the bench samples it
-# from outside (a consumer that does not run the sampler yet)
-SELF_SAMPLE_GRACE_S = 3.0
+# how long a consumer may take to write its first samples: its hook layer starts sampling
+# once it is ready, so a consumer that writes none by then is broken, not slow
+FIRST_SAMPLE_GRACE_S = 10.0
 IDLE_SAMPLES = 3
 
 
@@ -51,8 +51,6 @@ class WorkerRun:
     pid: int
     started_at: float
     idle: list[Sample] = field(default_factory=list)
-    # "self" when the consumer samples itself, "external" when the bench had to
-    sampling: str = "self"
 
     @property
     def node(self) -> str:
@@ -86,7 +84,6 @@ class BenchLab:
         self.redis: redis.Redis | None = None
         self.embedded = False
         self.broker_label = ""
-        self._external: Sampler | None = None
         self.host = socket.gethostname()
 
     # --- the lab ------------------------------------------------------------------------
@@ -97,12 +94,7 @@ class BenchLab:
         except LabError as exc:
             raise BenchError(str(exc)) from None
         self.embedded = embedded is not None
-        if embedded is not None:
-            self.broker_label = "embedded"
-        elif self.environ.get("POOLLAB_BROKER_URL"):
-            self.broker_label = "POOLLAB_BROKER_URL"
-        else:
-            self.broker_label = "found on 127.0.0.1:6379"
+        self.broker_label = "embedded" if embedded is not None else "POOLLAB_BROKER_URL"
         base = Settings(broker_url=broker_url)
         port = base.upstream_port
         if not _port_free(port):
@@ -131,7 +123,6 @@ class BenchLab:
             raise BenchError(str(exc)) from None
 
     def stop(self) -> None:
-        self._stop_external()
         if self.lab is not None:
             self.lab.stop(grace_s=15.0)
         if self.redis is not None:
@@ -181,7 +172,6 @@ class BenchLab:
     ) -> WorkerRun:
         assert self.lab is not None and self.settings is not None
         service = worker_service(pool, level, profile, self.settings, nodename(pool, self.host))
-        self._stop_external()
         started = time.time()
         try:
             self.lab.restart(service, timeout_s=timeout_s)
@@ -195,54 +185,31 @@ class BenchLab:
 
     def stop_worker(self, worker: WorkerRun) -> None:
         assert self.lab is not None
-        self._stop_external()
         self.lab.stop_service(worker.service.name, grace_s=15.0)
 
     def _idle_samples(self, worker: WorkerRun) -> list[Sample]:
         """A few samples of the consumer before any job: its idle footprint."""
         assert self.redis is not None
-        interval = self.sample_interval_s
         ready = time.time()
-        deadline = ready + SELF_SAMPLE_GRACE_S + IDLE_SAMPLES * interval
+        deadline = ready + FIRST_SAMPLE_GRACE_S + IDLE_SAMPLES * self.sample_interval_s
         samples: list[Sample] = []
         while time.time() < deadline:
             samples = read_samples(self.redis, worker.pool, ready, time.time(), worker.node)
             samples = [s for s in samples if s.pid == worker.pid]
             if len(samples) >= IDLE_SAMPLES:
                 return samples
-            if not samples and time.time() > ready + SELF_SAMPLE_GRACE_S:
-                break
-            time.sleep(interval / 2)
-        if samples:
-            return samples
-        # the consumer does not sample itself: sample its tree from here instead
-        worker.sampling = "external"
-        self.say(f"{worker.node} writes no resource samples; sampling it from the bench")
-        self._start_external(worker)
-        begin = time.time()
-        deadline = begin + IDLE_SAMPLES * interval + 2.0
-        while time.time() < deadline:
-            samples = read_samples(self.redis, worker.pool, begin, time.time(), worker.node)
-            if len(samples) >= IDLE_SAMPLES:
-                break
-            time.sleep(interval / 2)
+            time.sleep(self.sample_interval_s / 2)
+        if not samples:
+            raise BenchError(
+                f"{worker.node} wrote no resource samples within {FIRST_SAMPLE_GRACE_S:.0f} s "
+                f"(is POOLLAB_SAMPLE_INTERVAL_S 0?); its log: {self.log_of(worker)}"
+            )
         return samples
 
-    def _start_external(self, worker: WorkerRun) -> None:
-        assert self.settings is not None
-        self._external = Sampler(
-            self.settings.broker_url,
-            worker.pool,
-            worker.node,
-            self.sample_interval_s,
-            pid=worker.pid,
-            source="external",
-        ).start()
-
-    def _stop_external(self) -> None:
-        if self._external is not None:
-            self._external.stop()
-            self._external = None
+    def log_of(self, worker: WorkerRun) -> str:
+        assert self.lab is not None
+        run = self.lab.running.get(worker.service.name)
+        return str(run.log_path) if run else "(not running)"
 
     def samples_until(self, worker: WorkerRun, end: float, timeout_s: float = 3.0) -> None:
         """Wait (bounded) until the consumer has written a sample taken after ``end``."""

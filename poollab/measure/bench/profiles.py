@@ -9,14 +9,11 @@ exact command of every cell is in results.json and can be re-run by hand.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from poollab.launcher.topology import Service, consumer_argv, worker_argv
 from poollab.settings import CELERY_POOLS, Settings
-
-# the bench always loads the sampler into its workers; harmless if tasks.py imports it too
-SAMPLING_MODULE = "poollab.worker.sampling"
 
 
 @dataclass(frozen=True)
@@ -117,9 +114,8 @@ def worker_service(
     if pool in CELERY_POOLS:
         argv = (
             *worker_argv(pool, level, profile_settings),
-            "-I", SAMPLING_MODULE,
             *profile.options_for(pool),
-        )  # fmt: skip
+        )
         extra = profile.settings_for(pool)
         if extra:
             argv = (*argv, "--", *(f"{key}={value}" for key, value in extra.items()))
@@ -136,7 +132,3 @@ def worker_service(
 
 def describe(service: Service) -> dict[str, Any]:
     return {"argv": list(service.argv), "env": service.env}
-
-
-def with_env(service: Service, env: dict[str, str]) -> Service:
-    return replace(service, env={**service.env, **env})

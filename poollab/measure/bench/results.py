@@ -53,7 +53,6 @@ def cell_record(measured: Measured, worker: WorkerRun, raw_path: str) -> dict[st
         "pids": summary.pids,
         "procs": res.procs,
         "samples": res.samples,
-        "sampling": worker.sampling,
         # epoch seconds, unrounded: the first start (drain) or send (live), the last finish
         "window": list(measured.window),
         "contention": measured.contention,

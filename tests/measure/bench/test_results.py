@@ -87,7 +87,7 @@ def test_memory_agrees_with_psutil_read_independently(small_run: SmallRun) -> No
         # a shared page: once per process (RSS), split between sharers (PSS), left out (USS)
         assert cell["uss_mb"]["peak"] <= cell["pss_mb"]["peak"] <= cell["rss_mb"]["peak"]
         assert cell["rss_mb"]["mean"] <= cell["rss_mb"]["peak"]
-        assert cell["samples"] >= 1 and cell["sampling"] == "self"
+        assert cell["samples"] >= 1
     prefork = next(c for c in small_run.results["cells"] if c["pool"] == "prefork")
     solo = next(c for c in small_run.results["cells"] if c["pool"] == "solo")
     # prefork's tree is its main process and two children

@@ -87,7 +87,8 @@ def test_profiles_only_add_to_the_lab_command() -> None:
         argv = list(service.argv)
         assert argv[:4] == ["celery", "-A", "poollab.worker.app", "worker"]
         assert argv[4:10] == ["-P", "gevent", "-c", "100", "-Q", "gevent"]
-        assert "poollab.worker.sampling" in argv
+        # the hook layer comes with the worker app: nothing is added to load it
+        assert "-I" not in argv
         assert ("-E" in argv) == profile.task_events
     tuned = worker_service("prefork", 2, PROFILES["tuned"], settings, "prefork@h").argv
     assert tuned[-2:] == ("worker_prefetch_multiplier=1", "result_backend_thread_safe=(bool)true")

@@ -1,8 +1,10 @@
-"""Is a consumer of this node name alive? A key it refreshes every heartbeat, with a TTL.
+"""Is a consumer of this node name alive? A key its hooks refresh, with a TTL.
 
-The key holds the consumer's description (pid, concurrency, loop, CPU executor, queue), so
-a report can show how the consumer was run; it expires three heartbeats after the consumer
-stops refreshing it, and a consumer that stops cleanly deletes it.
+Every consumer (each Celery pool and the asyncio consumer) keeps one, written by its hook
+layer (:mod:`poollab.hooks.layer`) together with its resource sample. The key holds the
+consumer's description (pool, pid, concurrency, and for the asyncio consumer its loop and
+CPU executor), so a report can show how the consumer was run; it expires three heartbeats
+after the consumer stops refreshing it, and a consumer that stops cleanly deletes it.
 """
 
 from __future__ import annotations

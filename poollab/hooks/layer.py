@@ -1,0 +1,123 @@
+"""The hooks every consumer calls, so that each one publishes the same figures the same way.
+
+One object per consumer (a Celery worker of any pool, or the asyncio consumer):
+
+* ``job_started()`` / ``job_finished(ok)``: counters in shared memory (prefork's children
+  count into their parent's), read by the sampler; no write per job.
+* the sampler (:mod:`poollab.hooks.sampler`): the consumer's whole process tree (RSS, PSS,
+  USS, CPU, processes) and the counts, one sample per interval on ``poollab:samples:<pool>``,
+  which the collector serves as metrics and the bench reads for its cells.
+* the liveness key (:mod:`poollab.hooks.liveness`), refreshed with each sample. A consumer
+  with an event loop of its own calls ``heartbeat()`` from that loop, and the key is
+  refreshed only while those beats keep coming: a stalled loop is not reported alive.
+
+Celery's pools attach it through signals (:mod:`poollab.worker.hooks`, loaded by the worker
+app); the asyncio consumer calls it directly. ``poollab up``, compose and the bench all get
+their figures through this one path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import redis
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from poollab.hooks.counters import JobCounts
+from poollab.hooks.liveness import ALIVE_TTL_S, alive_key, alive_value
+from poollab.hooks.sampler import DEFAULT_INTERVAL_S, MAX_INTERVAL_S, AliveKey, Sampler
+
+log = logging.getLogger(__name__)
+
+# how often the liveness key is refreshed when resource sampling is turned off
+LIVENESS_ONLY_INTERVAL_S = 1.0
+
+
+class HookSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="POOLLAB_", extra="ignore")
+
+    # seconds between resource samples (at most 1 s); 0 turns sampling off (liveness stays)
+    sample_interval_s: float = Field(DEFAULT_INTERVAL_S, ge=0.0, le=MAX_INTERVAL_S)
+
+
+class ConsumerHooks:
+    """Counters, sampler and liveness of one consumer.
+
+    Create it before the consumer forks any child (the counters live in shared memory);
+    ``start()`` in the process whose tree is to be sampled, ``stop()`` when it shuts down.
+    """
+
+    def __init__(
+        self,
+        broker_url: str,
+        *,
+        interval_s: float | None = None,
+        beats: bool = False,
+    ) -> None:
+        self.broker_url = broker_url
+        self.interval_s = HookSettings().sample_interval_s if interval_s is None else interval_s
+        self.counts = JobCounts()
+        self.sampler: Sampler | None = None
+        self.node = ""
+        self._info: dict[str, Any] = {}
+        # None until the first beat: a consumer that beats is not alive before its loop runs
+        self._beats = beats
+        self._last_beat: float | None = None
+
+    # --- per job: called where the job runs (a prefork child, a thread, a greenlet, a task) ---
+
+    def job_started(self) -> None:
+        self.counts.start()
+
+    def job_finished(self, ok: bool) -> None:
+        self.counts.record(ok)
+
+    # --- the consumer's life --------------------------------------------------------------
+
+    def heartbeat(self) -> None:
+        """The consumer's own loop is running (for consumers created with ``beats=True``)."""
+        self._last_beat = time.monotonic()
+
+    def _fresh(self) -> bool:
+        if not self._beats:
+            return True
+        return self._last_beat is not None and time.monotonic() - self._last_beat < ALIVE_TTL_S
+
+    def start(self, pool: str, node: str, concurrency: int, info: dict[str, Any]) -> None:
+        """Start sampling this process's tree and keeping the liveness key fresh."""
+        if self.sampler is not None:
+            return
+        self.node = node
+        self._info = {"pool": pool, "concurrency": concurrency, "pid": os.getpid(), **info}
+        value = alive_value(self._info)
+        sampling = self.interval_s > 0
+        self.sampler = Sampler(
+            self.broker_url,
+            pool,
+            node,
+            self.interval_s if sampling else LIVENESS_ONLY_INTERVAL_S,
+            counts=self.counts,
+            concurrency=concurrency,
+            alive=AliveKey(alive_key(node), lambda: value, ALIVE_TTL_S, self._fresh),
+            write_samples=sampling,
+        ).start()
+        if sampling:
+            log.info("%s: sampling its process tree every %.2fs", node, self.interval_s)
+
+    def stop(self) -> None:
+        """Stop sampling and take the liveness key away: a clean stop is not a death."""
+        if self.sampler is None:
+            return
+        self.sampler.stop()
+        self.sampler = None
+        client = redis.Redis.from_url(self.broker_url, socket_timeout=2.0)
+        try:
+            client.delete(alive_key(self.node))
+        except (redis.RedisError, OSError) as exc:
+            log.debug("could not delete the liveness key: %s (it expires)", exc)
+        finally:
+            client.close()
