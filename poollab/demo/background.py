@@ -11,28 +11,16 @@ import os
 import time
 from types import TracebackType
 
-import psutil
-
-from poollab.demo.cpu_time import tree_cpu_seconds
+from poollab.measure.cpu import machine_busy_seconds
+from poollab.measure.proctree import tree_cpu_seconds
 
 # other programs using this many cores on average make the machine "busy"
 BUSY_CORES = 0.5
 
 
-def machine_busy_seconds() -> float:
-    times = psutil.cpu_times()
-    # steal is CPU the hypervisor gave to other guests: lost to us just the same
-    busy = sum(times) - times.idle - getattr(times, "iowait", 0.0)
-    # the kernel counts in ticks (10 ms); rounding there drops the float noise of the
-    # subtraction, which could otherwise make two readings go backwards by 1e-12
-    return round(float(busy), 2)
-
-
 def own_cpu_seconds() -> float:
     """CPU of this process, its live descendants, and the children it has already reaped."""
-    times = psutil.Process().cpu_times()
-    reaped = getattr(times, "children_user", 0.0) + getattr(times, "children_system", 0.0)
-    return float(tree_cpu_seconds() + reaped)
+    return tree_cpu_seconds(os.getpid())
 
 
 class BackgroundLoad:

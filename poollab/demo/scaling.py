@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from poollab.demo import chart
+from poollab.demo.background import own_cpu_seconds
 from poollab.demo.budget import Deadline
 from poollab.demo.context import Advance, DemoContext
-from poollab.demo.cpu_time import tree_cpu_seconds
 from poollab.demo.result import Row, ratio
 
 WORKERS = (1, 2, 4)
@@ -27,14 +27,14 @@ class Scaling:
     cores_used: float = 0.0
 
     def measure(self) -> None:
-        cpu_before = tree_cpu_seconds()
+        cpu_before = own_cpu_seconds()
         start = time.perf_counter()
         self.work()
         wall = time.perf_counter() - start
         # keep the best run: the one least disturbed by other load on the machine
         if wall < self.seconds:
             self.seconds = wall
-            self.cores_used = (tree_cpu_seconds() - cpu_before) / wall
+            self.cores_used = (own_cpu_seconds() - cpu_before) / wall
 
 
 def measure_round_robin(

@@ -50,6 +50,21 @@ class ProcessTree:
             self._listed_at = time.monotonic()
         return self._members
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system) of the tree so far, reaped descendants included.
+
+        Cheaper than :meth:`usage` (no memory maps read): for meters that need only CPU.
+        """
+        total = 0.0
+        for proc in self.members():
+            try:
+                times = proc.cpu_times()
+            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                self._listed_at = -float("inf")
+                continue
+            total += times.user + times.system + times.children_user + times.children_system
+        return total
+
     def usage(self) -> TreeUsage:
         """One reading; a child that exits while it is read is left out of this one."""
         procs = rss = uss = pss = 0
@@ -73,3 +88,12 @@ class ProcessTree:
             if gone:
                 self._listed_at = -float("inf")
         return TreeUsage(procs=procs, rss=rss, uss=uss, pss=pss, cpu_s=cpu_s)
+
+
+def tree_cpu_seconds(*pids: int) -> float:
+    """CPU seconds used so far by the trees below these processes (0 for one that is gone)."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess):
+            total += ProcessTree(pid, rescan_s=0.0).cpu_seconds()
+    return total

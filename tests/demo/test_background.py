@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import time
 
-from poollab.demo.background import BackgroundLoad, machine_busy_seconds, own_cpu_seconds
+from poollab.demo.background import BackgroundLoad, own_cpu_seconds
+from poollab.measure.cpu import machine_busy_seconds
 
 
 def test_own_cpu_is_not_counted_as_background() -> None:

@@ -28,7 +28,9 @@ import redis
 from celery.exceptions import TimeoutError as CeleryTimeout
 
 from poollab.measure.bench.config import Mode
-from poollab.measure.bench.lab import BenchLab, WorkerRun, cpu_seconds
+from poollab.measure.bench.lab import BenchLab, WorkerRun
+from poollab.measure.cpu import machine_busy_cores, machine_busy_seconds
+from poollab.measure.proctree import tree_cpu_seconds
 from poollab.measure.samples import Resources, read_samples, summarize_window
 from poollab.producer.publish import publish, wait_for
 from poollab.timings import JobTiming, Summary, summarize
@@ -114,10 +116,9 @@ class CpuMeter:
         self._end: tuple[float, float, float] | None = None
 
     def _read(self) -> tuple[float, float, float]:
-        times = psutil.cpu_times()
-        busy = sum(times) - times.idle - getattr(times, "iowait", 0.0)
         mine = self._me.cpu_times()
-        return time.monotonic(), busy, cpu_seconds(self.lab_pids) + mine.user + mine.system
+        lab = tree_cpu_seconds(*self.lab_pids) + mine.user + mine.system
+        return time.monotonic(), machine_busy_seconds(), lab
 
     def stop(self) -> None:
         self._end = self._read()
@@ -138,18 +139,6 @@ class CpuMeter:
             # this is high shared the CPU with someone else
             "other_cores": round(max(machine - lab - consumer, 0.0), 3),
         }
-
-
-def machine_busy_cores(seconds: float = 0.5) -> float:
-    """Cores busy machine-wide over a short window (between cells the lab itself is idle)."""
-    before = psutil.cpu_times()
-    time.sleep(seconds)
-    after = psutil.cpu_times()
-
-    def busy(t: Any) -> float:
-        return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
-
-    return (busy(after) - busy(before)) / seconds
 
 
 def wait_until_quiet(busy_cores: float, max_wait_s: float) -> float:

@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
 import redis
 from celery import Celery
 
@@ -255,16 +254,3 @@ class BenchLab:
             self.redis.delete(pool)
             return left
         return 0
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """CPU seconds used so far by these processes and their descendants."""
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess):
-            root = psutil.Process(pid)
-            for proc in (root, *root.children(recursive=True)):
-                with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess):
-                    times = proc.cpu_times()
-                    total += times.user + times.system
-    return total

@@ -47,6 +47,7 @@ from poollab.measure.peers.systems import (
     queued,
     spans,
 )
+from poollab.measure.proctree import tree_cpu_seconds
 
 KINDS = ("noop", "io")
 MODES = ("drain", "e2e")
@@ -148,10 +149,10 @@ class Run:
                     result.note = "worker never answered the probe"
                     return result
                 forget(self.redis, system, probe)
-                cpu_before = tree_cpu(worker.pid)
+                cpu_before = tree_cpu_seconds(worker.pid)
                 publisher = self._publish(system, run, count, kind)
                 result.completed = self._wait(system, worker, ids, self.args.run_timeout)
-                cpu = tree_cpu(worker.pid) - cpu_before
+                cpu = tree_cpu_seconds(worker.pid) - cpu_before
                 timings = self._published(publisher)
                 began = timings["started"]
                 result.publish_rate = count / max(timings["finished"] - timings["started"], 1e-9)
@@ -169,23 +170,6 @@ class Run:
         if result.completed < count:
             result.note = (result.note + f" timed out: {result.completed}/{count} done").strip()
         return result
-
-
-def tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of a process and its children so far."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
-    total = 0.0
-    for proc in procs:
-        try:
-            times = proc.cpu_times()
-            total += times.user + times.system
-        except psutil.NoSuchProcess:
-            continue
-    return total
 
 
 def stop(process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
