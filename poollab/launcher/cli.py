@@ -18,7 +18,7 @@ from rich.table import Table
 from poollab.cli import CliError
 from poollab.launcher.health import is_healthy
 from poollab.launcher.lab import Lab, LabError, broker_for_local_lab
-from poollab.launcher.topology import Service, available_pools, build_services
+from poollab.launcher.topology import Service, build_services
 from poollab.settings import ALL_POOLS, PoolName, Settings
 
 console = Console(stderr=True)
@@ -30,12 +30,12 @@ def add_parser(subparsers: Any) -> None:
         help="start the whole lab as local processes",
         description=(
             "Start upstream, producer, a worker per pool, the asyncio consumer and Flower as "
-            "local processes; an embedded Redis when POOLLAB_BROKER_URL is unset and none "
-            "answers on 127.0.0.1:6379. Ctrl-C or SIGTERM stops them all."
+            "local processes, on the Redis POOLLAB_BROKER_URL names, or else on an embedded "
+            "Redis of its own (never one it was not given). Ctrl-C or SIGTERM stops them all."
         ),
     )
     up.add_argument(
-        "--pools", default=",".join(available_pools()), help="comma-separated pools (default: all)"
+        "--pools", default=",".join(ALL_POOLS), help="comma-separated pools (default: all)"
     )
     up.add_argument("--no-flower", action="store_true", help="do not start Flower")
     up.add_argument("--run-dir", type=Path, default=Path(".poollab"), help="state and logs")
@@ -136,7 +136,10 @@ def print_services(services: list[Service], broker_url: str) -> None:
     table.add_column("listens / node")
     table.add_row("redis", broker_url)
     for service in services:
-        table.add_row(service.name, service.url or service.target)
+        where = service.url or service.target
+        if service.name == "collector":
+            where = f"{where}/ (the pools side by side, live) · {where}/metrics"
+        table.add_row(service.name, where)
     Console().print(table)
 
 

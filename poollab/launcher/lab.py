@@ -27,6 +27,7 @@ from poollab.launcher.redis_server import RedisServer, answers
 from poollab.launcher.topology import Service
 from poollab.settings import Settings
 
+
 class LabError(RuntimeError):
     pass
 
