@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -24,8 +25,25 @@ from poollab.measure.bench.config import (
 )
 from poollab.measure.bench.profiles import PROFILES
 
-QUICK_WORKLOADS = ("noop", "cpu", "io")
-QUICK_PROFILES = ("tuned",)
+
+@dataclass(frozen=True)
+class Defaults:
+    """The values of the options ``--quick`` changes, for a full run and for a quick one.
+
+    These options default to None on the command line, so that a value the user gave (even
+    one equal to a default) is told apart from one left out, and ``--quick`` fills in only
+    the ones left out.
+    """
+
+    workloads: tuple[str, ...]
+    profiles: tuple[str, ...]
+    cell_s: float
+    # --quick keeps its time: a busy machine is reported, not waited out
+    retries: int
+
+
+FULL = Defaults(workloads=WORKLOADS, profiles=("defaults", "tuned"), cell_s=3.0, retries=1)
+QUICK = Defaults(workloads=("noop", "cpu", "io"), profiles=("tuned",), cell_s=1.0, retries=0)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -40,9 +58,14 @@ def add_parser(subparsers: Any) -> None:
             "report.html and charts to --out, and prints the summary."
         ),
     )
-    parser.add_argument("--pools", help="comma-separated (default: every available pool)")
+    parser.add_argument("--pools", help="comma-separated (default: every pool)")
     parser.add_argument(
-        "--workloads", default=",".join(WORKLOADS), help="comma-separated: " + ", ".join(WORKLOADS)
+        "--workloads",
+        help="comma-separated: "
+        + ", ".join(WORKLOADS)
+        + " (default: all; --quick: "
+        + ", ".join(QUICK.workloads)
+        + ")",
     )
     parser.add_argument(
         "--concurrency",
@@ -52,11 +75,20 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--modes", default=",".join(MODES), help="drain, live or both")
     parser.add_argument(
         "--profiles",
-        default="defaults,tuned",
-        help="settings profiles: " + ", ".join(PROFILES) + " (default: defaults,tuned)",
+        help="settings profiles: "
+        + ", ".join(PROFILES)
+        + " (default: "
+        + ",".join(FULL.profiles)
+        + "; --quick: "
+        + ",".join(QUICK.profiles)
+        + ")",
     )
     parser.add_argument("--jobs", type=int, help="jobs per cell (default: ~--cell-s of work)")
-    parser.add_argument("--cell-s", type=float, default=3.0, help="seconds a cell aims at")
+    parser.add_argument(
+        "--cell-s",
+        type=float,
+        help=f"seconds a cell aims at (default {FULL.cell_s:g}; --quick {QUICK.cell_s:g})",
+    )
     parser.add_argument("--io-latency-ms", type=int, default=50, help="sleep/io jobs' latency")
     parser.add_argument("--cpu-n", type=int, default=100_000, help="cpu jobs' steps")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each cell (median kept)")
@@ -70,7 +102,9 @@ def add_parser(subparsers: Any) -> None:
         help="run a cell again when other processes used more cores than this meanwhile",
     )
     parser.add_argument(
-        "--retries", type=int, help="times a disturbed cell runs again (default 1; --quick 0)"
+        "--retries",
+        type=int,
+        help=f"times a disturbed cell runs again (default {FULL.retries}; --quick {QUICK.retries})",
     )
     parser.add_argument(
         "--quiet-wait-s",
@@ -95,34 +129,34 @@ def add_parser(subparsers: Any) -> None:
 
 
 def build_config(args: argparse.Namespace) -> BenchConfig:
-    from poollab.launcher.topology import available_pools
     from poollab.settings import ALL_POOLS, get_settings
 
+    defaults = QUICK if args.quick else FULL
+    cell_s = defaults.cell_s if args.cell_s is None else args.cell_s
+    retries = defaults.retries if args.retries is None else args.retries
     try:
-        pools = parse_list(args.pools, ALL_POOLS, "--pools") if args.pools else available_pools()
-        absent = [p for p in pools if p not in available_pools()]
-        if absent:
-            raise ConfigError(f"--pools: {', '.join(absent)} is not part of this build")
-        workloads = parse_list(args.workloads, WORKLOADS, "--workloads")
+        pools = parse_list(args.pools, ALL_POOLS, "--pools") if args.pools else ALL_POOLS
+        workloads = (
+            parse_list(args.workloads, WORKLOADS, "--workloads")
+            if args.workloads is not None
+            else defaults.workloads
+        )
         modes = parse_list(args.modes, MODES, "--modes")
-        profiles = parse_list(args.profiles, tuple(PROFILES), "--profiles")
-        if args.quick:
-            if not args.pools:
-                pools = available_pools()
-            if args.workloads == ",".join(WORKLOADS):
-                workloads = QUICK_WORKLOADS
-            if args.profiles == "defaults,tuned":
-                profiles = QUICK_PROFILES
+        profiles = (
+            parse_list(args.profiles, tuple(PROFILES), "--profiles")
+            if args.profiles is not None
+            else defaults.profiles
+        )
         levels = parse_levels(args.concurrency, pools, get_settings())  # type: ignore[arg-type]
         numbers = {
             "--jobs": (args.jobs, 1, 1_000_000),
-            "--cell-s": (args.cell_s, 0.2, 600),
+            "--cell-s": (cell_s, 0.2, 600),
             "--io-latency-ms": (args.io_latency_ms, 0, 60_000),
             "--cpu-n": (args.cpu_n, 1, 50_000_000),
             "--repeat": (args.repeat, 1, 100),
             "--sample-interval-s": (args.sample_interval_s, 0.05, 1.0),
             "--busy-cores": (args.busy_cores, 0.0, 1024.0),
-            "--retries": (args.retries, 0, 10),
+            "--retries": (retries, 0, 10),
             "--quiet-wait-s": (args.quiet_wait_s, 0.0, 3600.0),
         }
         for option, (value, low, high) in numbers.items():
@@ -137,14 +171,13 @@ def build_config(args: argparse.Namespace) -> BenchConfig:
         modes=modes,  # type: ignore[arg-type]
         profiles=profiles,
         jobs=args.jobs,
-        cell_s=1.0 if args.quick and args.cell_s == 3.0 else args.cell_s,
+        cell_s=cell_s,
         io_latency_ms=args.io_latency_ms,
         cpu_n=args.cpu_n,
         repeat=args.repeat,
         sample_interval_s=args.sample_interval_s,
         busy_cores=args.busy_cores,
-        # --quick keeps its time: a busy machine is reported, not waited out
-        retries=args.retries if args.retries is not None else (0 if args.quick else 1),
+        retries=retries,
         quiet_wait_s=args.quiet_wait_s,
         out=args.out or default_out_dir(),
         quick=args.quick,
@@ -189,8 +222,6 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def write_reports(results: dict[str, Any], out: Path) -> list[Path]:
-    try:
-        from poollab.measure.bench.report import write_report
-    except ImportError:  # the report is a later step; results.json is complete without it
-        return [out / "results.json"]
+    from poollab.measure.bench.report import write_report
+
     return [out / "results.json", *write_report(results, out)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 import subprocess
 import sys
@@ -10,11 +11,18 @@ from pathlib import Path
 import pytest
 
 from poollab.measure.bench.ceilings import References, ceiling, efficiency
-from poollab.measure.bench.config import BenchConfig, ConfigError, parse_levels, parse_list
+from poollab.measure.bench.cli import add_parser, build_config
+from poollab.measure.bench.config import (
+    WORKLOADS,
+    BenchConfig,
+    ConfigError,
+    parse_levels,
+    parse_list,
+)
 from poollab.measure.bench.profiles import PROFILES, worker_service
 from poollab.measure.bench.results import merge_repeats
 from poollab.measure.bench.sizing import cell_jobs
-from poollab.settings import Settings
+from poollab.settings import ALL_POOLS, Settings
 
 POOLLAB = str(Path(sys.executable).parent / "poollab")
 
@@ -113,3 +121,24 @@ def test_bad_options_are_refused_before_anything_starts(tmp_path: Path) -> None:
         assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr, (args, result.stderr)
         assert not (tmp_path / "out").exists()
+
+
+def _bench_args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    return parser.parse_args(["bench", *argv])
+
+
+def test_quick_fills_in_only_the_options_left_out() -> None:
+    quick = build_config(_bench_args("--quick"))
+    assert (quick.cell_s, quick.retries, quick.profiles) == (1.0, 0, ("tuned",))
+    assert quick.workloads == ("noop", "cpu", "io")
+    # a value the user gave stays, even when it equals the full run's default
+    given = build_config(
+        _bench_args("--quick", "--cell-s", "3", "--retries", "1", "--workloads", "sleep")
+    )
+    assert (given.cell_s, given.retries, given.workloads) == (3.0, 1, ("sleep",))
+    assert given.profiles == ("tuned",)
+    full = build_config(_bench_args())
+    assert (full.cell_s, full.retries, full.profiles) == (3.0, 1, ("defaults", "tuned"))
+    assert full.workloads == WORKLOADS and full.pools == ALL_POOLS
