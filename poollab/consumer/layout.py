@@ -7,11 +7,14 @@ there is a change here. The consumer's own key (liveness) is named in :mod:`.hea
 from __future__ import annotations
 
 from bisect import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from celery.app.defaults import DEFAULTS as CELERY_DEFAULTS
 from celery.backends.base import KeyValueStoreBackend
 from celery.events.event import EVENT_EXCHANGE_NAME
+from kombu.pidbox import Mailbox
 from kombu.transport.redis import PRIORITY_STEPS
 from kombu.transport.redis import Channel as RedisChannel
 
@@ -27,6 +30,9 @@ EVENT_EXCHANGE: str = EVENT_EXCHANGE_NAME
 MIN_PRIORITY: int = RedisChannel.min_priority
 MAX_PRIORITY: int = RedisChannel.max_priority
 DEFAULT_PRIORITY: int = RedisChannel.default_priority
+# Celery's remote control: kombu's Mailbox named after Celery's control_exchange setting
+PIDBOX_EXCHANGE: str = Mailbox.exchange_fmt % CELERY_DEFAULTS["control_exchange"]
+PIDBOX_REPLY_EXCHANGE: str = Mailbox.reply_exchange_fmt % CELERY_DEFAULTS["control_exchange"]
 
 
 def priority_step(priority: int, steps: tuple[int, ...] = tuple(PRIORITY_STEPS)) -> int:
@@ -75,14 +81,33 @@ def redis_db(url: str) -> int:
     return int(path) if path.isdigit() else 0
 
 
-def fanout_topic(db: int, exchange: str, routing_key: str) -> str:
-    """The PUB/SUB channel kombu publishes a fanout message on (fanout_prefix and patterns on)."""
+def fanout_topic(db: int, exchange: str, routing_key: str = "") -> str:
+    """The PUB/SUB channel kombu publishes a fanout message on (fanout_prefix and patterns on).
+
+    Without a routing key (a pidbox broadcast) the channel is the exchange's alone.
+    """
     prefix: str = RedisChannel.keyprefix_fanout.format(db=db)
-    return f"{prefix}{exchange}/{routing_key}"
+    return f"{prefix}{exchange}/{routing_key}" if routing_key else f"{prefix}{exchange}"
 
 
 def event_topic(db: int, routing_key: str) -> str:
     return fanout_topic(db, EVENT_EXCHANGE, routing_key)
+
+
+def pidbox_topic(db: int) -> str:
+    """The channel control broadcasts arrive on: a node's pidbox queue binds with no key."""
+    return fanout_topic(db, PIDBOX_EXCHANGE)
+
+
+def direct_routes(members: Iterable[bytes | str], routing_key: str) -> list[str]:
+    """Queues a direct exchange sends ``routing_key`` to, from its binding set's members."""
+    queues = set()
+    for member in members:
+        text = member.decode() if isinstance(member, bytes) else member
+        parts = text.split(SEP)
+        if len(parts) == 3 and parts[0] == routing_key:
+            queues.add(parts[2])
+    return sorted(queues)
 
 
 @dataclass(frozen=True)
