@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 import traceback
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,13 +33,16 @@ from celery.exceptions import (
 from redis.exceptions import RedisError
 
 from poollab import jobs
-from poollab.consumer import health, layout, protocol
+from poollab.backoff import Backoff, sleep_or_stop
+from poollab.consumer import layout, protocol
 from poollab.consumer.broker import Broker, Completion, Taken, make_client
 from poollab.consumer.config import POOL, ConsumerConfig, restore_interval
+from poollab.consumer.control import RemoteControl
 from poollab.consumer.events import HEARTBEAT_FREQ, EventDispatcher
 from poollab.consumer.runtime import CpuRunner, HttpClient, job_context
 from poollab.consumer.slots import Slots
 from poollab.consumer.writer import Writer
+from poollab.hooks.layer import ConsumerHooks
 from poollab.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,14 +57,12 @@ def short_repr(value: object) -> str:
     return text if len(text) <= RESULT_REPR_MAX else text[: RESULT_REPR_MAX - 3] + "..."
 
 
-RETRY_MAX_S = 5.0
-
-
 @dataclass
 class _Job:
     taken: Taken
     tag: str | None = None
     started: bool = False
+    started_at: float | None = None
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Stats:
     processed: int = 0
     rejected: int = 0
     restored_at_stop: int = 0
+    by_task: Counter[str] = field(default_factory=Counter)
     active: set[asyncio.Task[None]] = field(default_factory=set)
 
 
@@ -103,6 +106,8 @@ class Consumer:
         self.cpu = CpuRunner(config.cpu_executor, config.cpu_workers)
         self.context = job_context(settings.upstream_url, self.http, self.cpu)
         self.ready = asyncio.Event()
+        # beats: the liveness key stays fresh only while this loop's heartbeat runs
+        self.hooks = ConsumerHooks(settings.broker_url, beats=True)
 
     # --- control -------------------------------------------------------------------------
 
@@ -127,11 +132,13 @@ class Consumer:
         try:
             await self._retrying(self.broker.declare)
             await self._retrying(lambda: self._beat("worker-online"))
+            self.hooks.start(POOL, self.config.nodename, self.config.concurrency, self._info)
             background = [
                 asyncio.create_task(self.writer.run(), name="writer"),
                 asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
                 asyncio.create_task(self._restore_loop(), name="restore"),
                 asyncio.create_task(self.cpu.warm(), name="cpu-warm"),
+                asyncio.create_task(self._remote().run(), name="control"),
             ]
             log.info(
                 "consumer %s: queue %r, -c %d, loop %s, cpu executor %s",
@@ -149,30 +156,28 @@ class Consumer:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             with contextlib.suppress(RedisError, OSError):
-                await self._beat("worker-offline", alive=False)
+                await self._beat("worker-offline")
+            # off the loop: stopping waits for the sampler thread and deletes the liveness key
+            await asyncio.to_thread(self.hooks.stop)
             await self.http.close()
             self.cpu.shutdown()
             await self.broker.close()
 
     async def _retrying(self, action: Any) -> None:
-        delay = 0.1
+        backoff = Backoff()
         while not self._stopping.is_set():
             try:
                 await action()
                 return
             except (RedisError, OSError) as exc:
+                delay = backoff.next()
                 log.warning("redis: %s; retrying in %.1fs", exc, delay)
-                await self._sleep_or_stop(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
-
-    async def _sleep_or_stop(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+                await sleep_or_stop(delay, self._stopping)
 
     # --- taking messages -----------------------------------------------------------------
 
     async def _fetch_loop(self) -> None:
-        delay = 0.1
+        backoff = Backoff()
         maybe_more = True
         while not self._stopping.is_set():
             await self._slots.wait_free()
@@ -185,11 +190,11 @@ class Consumer:
                 # never cancelled midway: a take the server ran must reach us or be held
                 taken, waiting = await self.broker.take(want)
                 maybe_more = waiting > 0
-                delay = 0.1
+                backoff.reset()
             except (RedisError, OSError) as exc:
+                delay = backoff.next()
                 log.warning("taking messages failed: %s; retrying in %.1fs", exc, delay)
-                await self._sleep_or_stop(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
+                await sleep_or_stop(delay, self._stopping)
                 continue
             if taken:
                 self._slots.take(len(taken))
@@ -254,6 +259,9 @@ class Consumer:
                 await asyncio.sleep(delay)
         job.started = True
         self.stats.processed += 1
+        job.started_at = time.time()
+        self.stats.by_task[message.task] += 1
+        self.hooks.job_started()
         if message.expires is not None and datetime.now(UTC) > message.expires:
             self._finish(
                 message,
@@ -275,11 +283,13 @@ class Consumer:
             tb = traceback.format_exc()
             log.info("task %s[%s] failed: %r", message.task, message.task_id, exc)
             self._finish(message, protocol.failure_meta(message.task_id, exc, tb, message.headers))
+            self.hooks.job_finished(False)
             self.events.task(
                 "task-failed", message.task_id, exception=short_repr(exc), traceback=tb
             )
             return
         self._finish(message, protocol.success_meta(message.task_id, result, message.headers))
+        self.hooks.job_finished(True)
         self.events.task(
             "task-succeeded",
             message.task_id,
@@ -397,11 +407,14 @@ class Consumer:
 
     # --- beside the jobs -----------------------------------------------------------------
 
-    async def _beat(self, event: str, alive: bool = True) -> None:
+    async def _beat(self, event: str) -> None:
         message = self.events.worker(event, active=self._running(), processed=self.stats.processed)
-        key = health.alive_key(self.config.nodename)
-        ttl = health.ALIVE_TTL_S if alive else 0
-        await self.broker.publish([message], alive=(key, health.alive_value(self._info), ttl))
+        await self.broker.publish([message])
+        if event != "worker-offline":
+            self.hooks.heartbeat()
+
+    def _remote(self) -> RemoteControl:
+        return RemoteControl(self.config, self.settings, self._info, self.stats, self._jobs)
 
     def _running(self) -> int:
         return sum(1 for job in self._jobs.values() if job.started)
