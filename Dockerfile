@@ -8,14 +8,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# The pinned dependencies first, installed from pyproject.toml with a placeholder package:
-# a change to the lab's code rebuilds only the layer below, not every wheel.
-COPY pyproject.toml README.md ./
-RUN mkdir poollab && touch poollab/__init__.py \
+# The pinned dependencies first, installed from pyproject.toml with a placeholder package
+# and README (pyproject.toml names it): a change to the lab's code or docs rebuilds only the
+# layer below, not every wheel.
+COPY pyproject.toml ./
+RUN mkdir poollab && touch poollab/__init__.py README.md \
     && pip install . \
     && pip uninstall -y poollab \
-    && rm -rf poollab build *.egg-info
+    && rm -rf poollab build *.egg-info README.md
 
+COPY README.md ./
 COPY poollab ./poollab
 COPY loadtest ./loadtest
 RUN pip install --no-deps . && rm -rf build *.egg-info
