@@ -31,6 +31,7 @@ from poollab.celery_config import make_client
 from poollab.launcher.health import celery_ping
 from poollab.launcher.lab import resolve_command
 from poollab.launcher.redis_server import RedisServer, free_port
+from poollab.measure.collect import collect
 from poollab.settings import CELERY_POOLS, Settings
 
 console = Console()
@@ -77,14 +78,16 @@ def drain_rate(client: Celery, task: str, pool: str, count: int) -> float:
             ids.append(result.id)
     started = time.time()
     client.control.add_consumer(pool, destination=[node], reply=True)
-    finished: list[float] = []
     # the workers stamp when each job finished, so polling slowly costs no precision and
     # leaves the CPU to the worker being measured
-    for _task_id, meta in client.backend.get_many(set(ids), timeout=300, interval=0.5):
+    collected = collect(client.backend.client, ids, 300, interval_s=0.5)
+    if collected.pending:
+        raise RuntimeError(f"{len(collected.pending)} of {count} jobs not finished within 300 s")
+    finished: list[float] = []
+    for meta in collected.metas.values():
         assert meta["status"] == "SUCCESS", meta
         result = meta["result"]
         finished.append(result["timings"]["finished"] if isinstance(result, dict) else result)
-    assert len(finished) == count
     return count / (max(finished) - started)
 
 

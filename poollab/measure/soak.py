@@ -39,14 +39,15 @@ from types import FrameType
 from typing import Any
 
 import psutil
-import redis
 from rich.console import Console
 from rich.table import Table
 
 from poollab.cli import CliError
 from poollab.launcher.lab import Lab, LabError
 from poollab.launcher.redis_server import RedisServer, free_port
-from poollab.launcher.topology import Service, available_pools, build_services
+from poollab.launcher.topology import Service, build_services
+from poollab.measure.collect import collect, meta_key
+from poollab.measure.proctree import ProcessTree, TreeUsage
 from poollab.settings import ALL_POOLS, PoolName, Settings
 
 console = Console(stderr=True)
@@ -60,8 +61,6 @@ JOB_MIX: tuple[tuple[str, dict[str, Any]], ...] = (
     ("sleep", {"ms": 10}),
     ("mixed", {"n": 5_000, "ms": 10}),
 )
-# results read per Redis round trip
-_MGET_CHUNK = 500
 # jobs one pool may be sent in one tick of the publishing loop (after a stall the deficit
 # is skipped, not sent as a burst)
 _BURST = 50
@@ -81,7 +80,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--minutes", type=float, default=10.0, help="how long to hold the load")
     parser.add_argument(
-        "--pools", default=",".join(available_pools()), help="comma-separated pools (default: all)"
+        "--pools", default=",".join(ALL_POOLS), help="comma-separated pools (default: all)"
     )
     parser.add_argument("--rate", type=float, default=10.0, help="jobs per second per pool")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
@@ -114,35 +113,17 @@ def add_parser(subparsers: Any) -> None:
 # --- measuring ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TreeMemory:
-    procs: int
-    rss: int
-    uss: int
-
-
-def tree_memory(root_pid: int) -> TreeMemory | None:
-    """RSS and USS summed over a process and all its descendants; None once it is gone.
+def tree_memory(root_pid: int) -> TreeUsage | None:
+    """The usage of a process and all its descendants; None once it is gone.
 
     RSS counts pages shared between prefork's children once per child (what ``ps`` and a
     container limit see); USS counts only what each process alone holds (what stopping the
     tree would give back). A leak shows in both.
     """
     try:
-        root = psutil.Process(root_pid)
-        members = [root, *root.children(recursive=True)]
+        return ProcessTree(root_pid, rescan_s=0.0).usage()
     except psutil.NoSuchProcess:
         return None
-    procs = rss = uss = 0
-    for proc in members:
-        try:
-            info = proc.memory_full_info()
-        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
-            continue  # a prefork child replaced between listing and reading
-        procs += 1
-        rss += info.rss
-        uss += info.uss
-    return TreeMemory(procs, rss, uss)
 
 
 def slope_per_min(points: Sequence[tuple[float, float]]) -> float | None:
@@ -196,35 +177,15 @@ class PoolLoad:
         return self.completed + self.failed
 
 
-class ResultReader:
-    """Reads finished jobs' results straight from the result backend, in batches, and deletes
-    them: a ten-minute soak would otherwise leave tens of thousands of keys in Redis."""
-
-    def __init__(self, backend_url: str, key_for: Any) -> None:
-        self.client = redis.Redis.from_url(backend_url)
-        self.key_for = key_for
-
-    def collect(self, load: PoolLoad) -> None:
-        ids = list(load.pending)
-        for start in range(0, len(ids), _MGET_CHUNK):
-            chunk = ids[start : start + _MGET_CHUNK]
-            keys = [self.key_for(task_id) for task_id in chunk]
-            values = self.client.mget(keys)
-            finished = []
-            for task_id, key, raw in zip(chunk, keys, values, strict=True):
-                if raw is None:
-                    continue
-                meta = json.loads(raw)
-                if meta.get("status") not in ("SUCCESS", "FAILURE"):
-                    continue  # RETRY or STARTED: not finished yet
-                load.record(meta)
-                del load.pending[task_id]
-                finished.append(key)
-            if finished:
-                self.client.delete(*finished)
-
-    def close(self) -> None:
-        self.client.close()
+def read_results(client: Any, load: PoolLoad) -> None:
+    """Record the pool's finished jobs and delete their results: a ten-minute soak would
+    otherwise leave tens of thousands of keys in Redis."""
+    finished = collect(client, list(load.pending), timeout_s=0).metas
+    for task_id, meta in finished.items():
+        load.record(meta)
+        del load.pending[task_id]
+    if finished:
+        client.delete(*map(meta_key, finished))
 
 
 # --- running ------------------------------------------------------------------------------
@@ -243,7 +204,7 @@ def parse_pools(text: str) -> tuple[PoolName, ...]:
     unknown = [p for p in pools if p not in ALL_POOLS]
     if unknown or not pools:
         raise CliError(f"--pools: unknown pool {', '.join(unknown)}; choose from {ALL_POOLS}")
-    missing = [p for p in pools if p not in available_pools()]
+    missing = [p for p in pools if p not in ALL_POOLS]
     if missing:
         raise CliError(f"--pools: not part of this build: {', '.join(missing)}")
     return pools  # type: ignore[return-value]
@@ -337,7 +298,7 @@ def soak(
     from poollab.producer.publish import BrokerUnavailable, publish
 
     client = make_client("poollab-soak", settings)
-    reader = ResultReader(settings.result_backend_url, client.backend.get_key_for_task)
+    results = client.backend.client
     loads: dict[str, PoolLoad] = {
         pool: PoolLoad(pool, next(n for n, r in lab.running.items() if r.service.pool == pool))
         for pool in pools
@@ -356,7 +317,7 @@ def soak(
 
     def sample(elapsed: float) -> None:
         for load in loads.values():
-            reader.collect(load)
+            read_results(results, load)
             run = lab.running[load.service]
             if load.exited is None and run.process.poll() is not None:
                 load.exited = run.process.returncode
@@ -415,9 +376,8 @@ def soak(
         while any(load.pending for load in loads.values()) and time.monotonic() < deadline:
             time.sleep(0.5)
             for load in loads.values():
-                reader.collect(load)
+                read_results(results, load)
     finally:
-        reader.close()
         client.close()
     return build_report(loads, args, duration_s, started_wall, command, settings)
 

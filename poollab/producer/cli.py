@@ -8,7 +8,6 @@ import json
 import time
 from typing import Any
 
-from celery.exceptions import TimeoutError as CeleryTimeout
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -16,9 +15,10 @@ from rich.table import Table
 from poollab.celery_config import make_client
 from poollab.cli import CliError
 from poollab.jobs import KINDS
+from poollab.measure.collect import collect
 from poollab.producer.publish import BrokerUnavailable, RequestInvalid, parse_request, publish
 from poollab.settings import ALL_POOLS, get_settings
-from poollab.timings import JobTiming, summarize
+from poollab.timings import summarize
 
 console = Console(stderr=True)
 
@@ -89,8 +89,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _wait_and_summarise(app: Any, ids: list[str], started: float, args: argparse.Namespace) -> int:
-    timings: list[JobTiming] = []
-    failures: dict[str, str] = {}
     columns = (
         TextColumn("waiting"),
         BarColumn(),
@@ -99,18 +97,16 @@ def _wait_and_summarise(app: Any, ids: list[str], started: float, args: argparse
     )
     with Progress(*columns, console=console, transient=True) as progress:
         bar = progress.add_task("jobs", total=len(ids))
-        try:
-            for task_id, meta in app.backend.get_many(
-                set(ids), timeout=args.timeout, interval=0.05
-            ):
-                if meta["status"] == "SUCCESS" and isinstance(meta["result"], dict):
-                    timings.append(JobTiming.from_envelope(meta["result"]))
-                else:
-                    failures[task_id] = f"{type(meta['result']).__name__}: {meta['result']}"
-                progress.advance(bar)
-        except CeleryTimeout:
-            pass
-    summary = summarize(timings, jobs=len(ids), failed=len(failures), first_sent=started)
+        collected = collect(
+            app.backend.client,
+            ids,
+            args.timeout,
+            on_progress=lambda done: progress.update(bar, completed=done),
+        )
+    failures = collected.failures()
+    summary = summarize(
+        collected.timings(), jobs=len(ids), failed=len(failures), first_sent=started
+    )
     missing = len(ids) - summary.completed - summary.failed
     if args.json:
         print(json.dumps({**summary.as_dict(), "missing": missing}, indent=2))

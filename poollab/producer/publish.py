@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Literal
 
 from celery import Celery
+from celery.exceptions import TimeoutError as CeleryTimeout
 from celery.result import AsyncResult
 from kombu.exceptions import OperationalError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from poollab import jobs
+from poollab.measure.collect import collect
 from poollab.settings import ALL_POOLS, Settings
 
 Kind = Literal["noop", "sleep", "cpu", "io", "mixed"]
@@ -138,25 +140,22 @@ def is_job_id(value: str) -> bool:
     return True
 
 
-def iter_results(
-    app: Celery, ids: list[str], timeout: float
-) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yield (id, meta) as jobs finish, reading the backend in batches (MGET, not per id).
-
-    Raises celery's TimeoutError when the jobs are not all done within ``timeout`` seconds.
-    """
-    yield from app.backend.get_many(set(ids), timeout=timeout, interval=0.05)
-
-
 def wait_for(
     app: Celery,
     ids: list[str],
     timeout: float,
     on_result: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    metas: dict[str, dict[str, Any]] = {}
-    for task_id, meta in iter_results(app, ids, timeout):
-        metas[task_id] = meta
-        if on_result is not None:
-            on_result(task_id, meta)
-    return metas
+    """The stored meta of each job, by id, once all are finished.
+
+    Read by :func:`poollab.measure.collect.collect`; ``on_result(id, meta)`` is called as
+    each one finishes. Raises celery's TimeoutError when they are not all finished within
+    ``timeout`` seconds (the bench catches it and counts the missing ones as lost).
+    """
+    collected = collect(app.backend.client, ids, timeout, on_result=on_result)
+    if collected.pending:
+        raise CeleryTimeout(
+            f"{len(collected.pending)} of {len(collected.metas) + len(collected.pending)} "
+            f"jobs not finished within {timeout:g} s"
+        )
+    return collected.metas

@@ -26,13 +26,13 @@ from typing import Any
 import pytest
 import redis
 from celery import Celery
-from celery.exceptions import TimeoutError as CeleryTimeout
 
 from poollab.celery_config import make_client
 from poollab.launcher.lab import Lab
 from poollab.launcher.redis_server import RedisServer
-from poollab.launcher.topology import Service, available_pools, build_services
-from poollab.settings import PoolName, Settings
+from poollab.launcher.topology import Service, build_services
+from poollab.measure.collect import collect
+from poollab.settings import ALL_POOLS, PoolName, Settings
 from tests.conftest import service_env
 
 # small pools: a kill then hits every job a worker holds, and startup stays cheap
@@ -42,7 +42,7 @@ SMALL_CONCURRENCY = {
     "POOLLAB_CONCURRENCY_GEVENT": "3",
     "POOLLAB_CONCURRENCY_ASYNCIO": "3",
 }
-HAS_CONSUMER = "asyncio" in available_pools()
+HAS_CONSUMER = "asyncio" in ALL_POOLS
 
 _RUN_LINE = re.compile(r"Task poollab\.\w+\[([0-9a-f-]{36})\] (received|succeeded|retry:|raised)")
 
@@ -141,13 +141,7 @@ class FaultLab:
     def wait_results(self, ids: list[str], timeout_s: float) -> dict[str, dict[str, Any]]:
         """The results of these jobs as they finish; those missing after the timeout are left
         out (the caller's count of missing ones is the assertion)."""
-        metas: dict[str, dict[str, Any]] = {}
-        with contextlib.suppress(CeleryTimeout):
-            for task_id, meta in self.client.backend.get_many(
-                set(ids), timeout=timeout_s, interval=0.1
-            ):
-                metas[task_id] = meta
-        return metas
+        return collect(self.client.backend.client, ids, timeout_s, interval_s=0.1).metas
 
 
 def make_lab(

@@ -17,6 +17,7 @@ from typing import Any
 import redis
 
 from poollab.consumer import layout
+from poollab.measure.collect import read_raw
 from poollab.measure.peers import bare, peer_jobs
 
 Span = tuple[float, float]
@@ -162,9 +163,7 @@ def spans(client: redis.Redis, system: System, ids: list[str]) -> tuple[list[Spa
     if system.results == "bare":
         raws: list[bytes | None] = client.lrange(bare.RESULTS, 0, -1)  # type: ignore[assignment]
     else:
-        raws = []
-        for first in range(0, len(ids), 5000):
-            raws += client.mget([_key(system, i) for i in ids[first : first + 5000]])  # type: ignore[arg-type,operator]
+        raws = read_raw(client, ids, key_for=lambda job_id: _key(system, job_id), batch=5000)
     out: list[Span] = []
     failed = 0
     for raw in raws:
