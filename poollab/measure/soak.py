@@ -28,14 +28,12 @@ import json
 import math
 import os
 import platform
-import signal
 import socket
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import psutil
@@ -43,12 +41,14 @@ from rich.console import Console
 from rich.table import Table
 
 from poollab.cli import CliError
+from poollab.launcher.cli import parse_pools
 from poollab.launcher.lab import Lab, LabError
 from poollab.launcher.redis_server import RedisServer, free_port
 from poollab.launcher.topology import Service, build_services
 from poollab.measure.collect import collect, meta_key
 from poollab.measure.proctree import ProcessTree, TreeUsage
 from poollab.settings import ALL_POOLS, PoolName, Settings
+from poollab.stopping import Stop, StopSignals
 
 console = Console(stderr=True)
 
@@ -191,25 +191,6 @@ def read_results(client: Any, load: PoolLoad) -> None:
 # --- running ------------------------------------------------------------------------------
 
 
-class _Stop(Exception):
-    pass
-
-
-def _raise_stop(signum: int, frame: FrameType | None) -> None:
-    raise _Stop(signal.Signals(signum).name)
-
-
-def parse_pools(text: str) -> tuple[PoolName, ...]:
-    pools = tuple(p.strip() for p in text.split(",") if p.strip())
-    unknown = [p for p in pools if p not in ALL_POOLS]
-    if unknown or not pools:
-        raise CliError(f"--pools: unknown pool {', '.join(unknown)}; choose from {ALL_POOLS}")
-    missing = [p for p in pools if p not in ALL_POOLS]
-    if missing:
-        raise CliError(f"--pools: not part of this build: {', '.join(missing)}")
-    return pools  # type: ignore[return-value]
-
-
 def prefork_flags(args: argparse.Namespace) -> tuple[str, ...]:
     flags: list[str] = []
     if args.max_tasks_per_child:
@@ -267,22 +248,20 @@ def run(args: argparse.Namespace) -> int:
     )
     lab = Lab(settings, env, args.run_dir, on_event=lambda m: console.print(f"[dim]{m}[/]"))
     lab.redis = embedded
-    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     report: dict[str, Any] | None = None
-    try:
+    with StopSignals() as signals:
         try:
-            lab.start(soak_services(settings, pools, prefork_flags(args)), args.timeout)
-        except LabError as exc:
-            raise CliError(str(exc)) from None
-        report = soak(lab, settings, pools, args)
-    except _Stop:
-        console.print("interrupted: stopping the lab")
-    finally:
-        for sig in previous:
-            signal.signal(sig, signal.SIG_IGN)
-        lab.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            try:
+                lab.start(soak_services(settings, pools, prefork_flags(args)), args.timeout)
+            except LabError as exc:
+                raise CliError(str(exc)) from None
+            report = soak(lab, settings, pools, args)
+        except Stop:
+            console.print("interrupted: stopping the lab")
+        finally:
+            # a second signal must not cut the lab's graceful stop short
+            signals.ignore()
+            lab.stop()
     if report is None:
         return 130
     write_report(report, args.out, args.chart or args.out.with_suffix(".png"))
