@@ -1,5 +1,7 @@
-"""From per-job timings to the figures the lab reports (see DESIGN.md, "What is measured").
+"""From per-job timings to the figures the lab reports.
 
+Each job carries three stamps: ``sent`` (the producer, into the message headers),
+``started`` and ``finished`` (whatever ran it). From them:
 throughput = completed / (last finish − first send); queue wait = started − sent;
 run time = finished − started; end-to-end latency = finished − sent.
 """

@@ -22,7 +22,6 @@ import urllib.request
 from base64 import b64encode
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,7 @@ WORKERS = [f"worker-{pool}" for pool in ALL_POOLS if pool != "asyncio"] + ["cons
 PYTHON_SERVICES = [
     "upstream", "producer", *WORKERS, "collector", "flower", "locust", "locust-worker",
 ]  # fmt: skip
-# the ports the compose file uses (DESIGN.md), each replaced by a free one locally
+# the fixed ports of the compose file, each replaced by a free one locally
 COMPOSE_PORTS = {"producer": 8000, "upstream": 8001, "collector": 8002, "flower": 5555}
 LOCUST_WEB_PORT, LOCUST_MASTER_PORT = 8089, 5557
 
@@ -238,10 +237,6 @@ class LocalCompose:
     healthchecks: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _has_collector() -> bool:
-    return find_spec("poollab.services.collector.app") is not None
-
-
 def _localize(text: str, ports: dict[str, int], redis_url: str) -> str:
     """Container host names to loopback, fixed ports to this test's free ones."""
     text = text.replace("redis://redis:6379/0", redis_url)
@@ -314,11 +309,10 @@ def local_compose(
         collector_port=ports["collector"],
     )
     topology = {s.name: s for s in build_services(settings, socket.gethostname(), ALL_POOLS)}
-    wanted = [n for n in PYTHON_SERVICES if n != "collector" or _has_collector()]
     to_start: list[Service] = []
     envs: dict[str, dict[str, str]] = {}
     healthchecks: dict[str, list[str]] = {}
-    for name in wanted:
+    for name in PYTHON_SERVICES:
         service = services[name]
         env = {k: _localize(str(v), ports, redis_url) for k, v in service["environment"].items()}
         if name.startswith("locust"):
@@ -381,8 +375,6 @@ def test_every_compose_command_becomes_healthy_by_its_own_healthcheck(
 
 
 def test_the_collector_runs_by_its_compose_command(local_compose: LocalCompose) -> None:
-    if not _has_collector():
-        pytest.skip("poollab.services.collector.app is not in this build yet")
     assert "collector" in local_compose.healthchecks
     run_healthcheck(local_compose, "collector")
 
@@ -437,11 +429,6 @@ def test_the_dashboard_queries_metrics_that_flower_and_the_collector_export(
     missing_flower = {m for m in wanted if m.startswith("flower_")} - exported_names(flower)
     assert not missing_flower, f"Flower does not export {sorted(missing_flower)}"
     from_collector = {m for m in wanted if m.startswith("poollab_")}
-    if not _has_collector():
-        pytest.skip(
-            "poollab.services.collector.app does not exist yet: the dashboard's collector "
-            f"metrics {sorted(from_collector)} are checked as soon as it does"
-        )
     collector = _get(f"http://127.0.0.1:{local_compose.ports['collector']}/metrics")[1]
     missing = from_collector - exported_names(collector)
     assert not missing, f"the collector does not export {sorted(missing)}"

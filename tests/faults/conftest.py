@@ -32,7 +32,7 @@ from poollab.launcher.lab import Lab
 from poollab.launcher.redis_server import RedisServer
 from poollab.launcher.topology import Service, build_services
 from poollab.measure.collect import collect
-from poollab.settings import ALL_POOLS, PoolName, Settings
+from poollab.settings import PoolName, Settings
 from tests.conftest import service_env
 
 # small pools: a kill then hits every job a worker holds, and startup stays cheap
@@ -42,7 +42,6 @@ SMALL_CONCURRENCY = {
     "POOLLAB_CONCURRENCY_GEVENT": "3",
     "POOLLAB_CONCURRENCY_ASYNCIO": "3",
 }
-HAS_CONSUMER = "asyncio" in ALL_POOLS
 
 _RUN_LINE = re.compile(r"Task poollab\.\w+\[([0-9a-f-]{36})\] (received|succeeded|retry:|raised)")
 

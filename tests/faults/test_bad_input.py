@@ -21,12 +21,10 @@ import pytest
 
 from poollab.launcher.redis_server import RedisServer
 from poollab.producer.publish import publish
-from poollab.settings import CELERY_POOLS
-from tests.faults.conftest import HAS_CONSUMER, FaultLab, make_lab, running, wait_until
+from poollab.settings import ALL_POOLS, CELERY_POOLS
+from tests.faults.conftest import FaultLab, make_lab, running, wait_until
 
 pytestmark = pytest.mark.faults
-
-POOLS = (*CELERY_POOLS, "asyncio") if HAS_CONSUMER else CELERY_POOLS
 
 
 class CreatesAFile:
@@ -102,12 +100,12 @@ def malformed(pool: str) -> list[tuple[bytes, str]]:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultLab]:
     root: Path = tmp_path_factory.mktemp("bad-input")
     with RedisServer() as server:
-        fault_lab = make_lab(root, server.url + "/0", POOLS, with_producer=True)
+        fault_lab = make_lab(root, server.url + "/0", ALL_POOLS, with_producer=True)
         with running(fault_lab):
             yield fault_lab
 
 
-@pytest.mark.parametrize("pool", POOLS)
+@pytest.mark.parametrize("pool", ALL_POOLS)
 def test_poisoned_and_malformed_messages_are_refused_and_the_next_one_runs(
     lab: FaultLab, pool: str, tmp_path: Path
 ) -> None:
