@@ -48,6 +48,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from poollab import jobs
+from poollab.backoff import Backoff
 from poollab.consumer import layout, protocol
 from poollab.consumer.broker import Taken
 from poollab.consumer.config import POOL, ConsumerConfig
@@ -55,7 +56,6 @@ from poollab.settings import Settings
 
 log = logging.getLogger(__name__)
 
-RETRY_MAX_S = 5.0
 # a subscription that has heard nothing for this long is PINGed, and re-made after
 # MISSED_PINGS unanswered ones: a half-open connection would otherwise wait forever
 IDLE_PING_S = 10.0
@@ -489,7 +489,8 @@ class RemoteControl:
 
     async def run(self) -> None:
         """Listen until cancelled; a Redis failure is logged and listening starts again."""
-        delay = 0.1
+        backoff = Backoff()
+        delay = backoff.next()
         while True:
             # a client per attempt: nothing of a broken connection is carried over
             client = self._client()
@@ -505,9 +506,10 @@ class RemoteControl:
                 with contextlib.suppress(RedisError, OSError):
                     await client.aclose()
             if self._subscribed:
-                delay = 0.1
+                backoff.reset()
+                delay = backoff.next()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX_S)
+            delay = backoff.next()
 
     async def _listen(self, client: aioredis.Redis) -> None:
         self._subscribed = False
