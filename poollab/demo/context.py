@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-T = TypeVar("T")
+from poollab.measure.progress import Advance
 
-Advance = Callable[[float], None]
+T = TypeVar("T")
 
 
 class ProgressSink(Protocol):

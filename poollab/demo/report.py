@@ -10,10 +10,10 @@ from rich.console import Console
 
 from poollab.demo import machine
 from poollab.demo.context import DemoContext
-from poollab.demo.progress import RichProgress
 from poollab.demo.result import DemoResult, Verdict
 from poollab.demo.runner import run_many
 from poollab.demo.table import format_cell, print_result
+from poollab.measure.progress import Bars
 
 
 class Report:
@@ -32,7 +32,7 @@ class Report:
                 + (" [yellow](quick mode)[/yellow]" if quick else "")
                 + "\n"
             )
-        with RichProgress(self.stderr) as progress:
+        with Bars(self.stderr) as progress:
             ctx = DemoContext(quick=quick, out_dir=out_dir, progress=progress, charts=charts)
             results = run_many(names, ctx, on_result=None if self.json_output else self._show)
         if self.json_output:
@@ -48,7 +48,7 @@ class Report:
         return {
             "command": self.command,
             "machine": described,
-            "results": [result.to_dict() for result in results],
+            "results": [result.to_json() for result in results],
         }
 
     @staticmethod

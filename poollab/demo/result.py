@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import enum
-import math
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+
+from poollab.measure.jsonrecord import JsonRecord
 
 Cell = str | int | float | bool | None
 Row = dict[str, Cell]
@@ -31,7 +31,12 @@ class Section:
 
 
 @dataclass
-class DemoResult:
+class DemoResult(JsonRecord):
+    """One experiment's outcome; ``to_json`` / ``from_json`` as in ``poollab demo --json``.
+
+    A figure that is not finite (a ratio over a zero time) is null in JSON, as in results.json.
+    """
+
     name: str
     claim: str
     # what the talk reported, so the measured figures can be read against it
@@ -48,12 +53,6 @@ class DemoResult:
     elapsed_s: float = 0.0
     # average cores other programs kept busy during the run (None: not measured)
     background_cores: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["verdict"] = self.verdict.value
-        cleaned: dict[str, Any] = _finite(data)
-        return cleaned
 
     def column(self, key: str) -> list[Cell]:
         return [row.get(key) for row in self.rows]
@@ -75,14 +74,3 @@ def skipped(name: str, claim: str, talk: str, status: str) -> DemoResult:
 def ratio(numerator: float, denominator: float) -> float:
     # a zero denominator only happens when a timer could not resolve the run
     return numerator / denominator if denominator > 0 else float("inf")
-
-
-def _finite(value: Any) -> Any:
-    """The same data with inf and nan as None: JSON has no spelling for them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from poollab.demo import chart
 from poollab.demo.background import own_cpu_seconds
 from poollab.demo.budget import Deadline
-from poollab.demo.context import Advance, DemoContext
+from poollab.demo.context import DemoContext
 from poollab.demo.result import Row, ratio
+from poollab.measure.progress import Advance
 
 WORKERS = (1, 2, 4)
 CALLS = 16  # divisible by every worker count, so no worker idles at the end

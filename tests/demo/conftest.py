@@ -41,7 +41,7 @@ def assert_structure(result: DemoResult, name: str) -> None:
     assert result.quick is True
     assert result.elapsed_s >= 0
     # strict JSON: no NaN or Infinity may leak through
-    json.dumps(result.to_dict(), allow_nan=False)
+    json.dumps(result.to_json(), allow_nan=False)
     if result.verdict is Verdict.SKIPPED:
         assert result.chart is None
         assert str(result.rows[0]["status"]).startswith("skipped: ")

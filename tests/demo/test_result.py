@@ -23,12 +23,15 @@ def _result() -> DemoResult:
     )
 
 
-def test_to_dict_is_strict_json() -> None:
-    data = _result().to_dict()
+def test_to_json_is_strict_json_and_reads_back_exactly() -> None:
+    data = _result().to_json()
     text = json.dumps(data, allow_nan=False)
     assert json.loads(text)["verdict"] == "held"
     assert data["rows"][0]["ms"] is None and data["summary"]["ratio"] is None
     assert data["sections"][0]["rows"] == [{"n": 3}]
+    again = DemoResult.from_json(json.loads(text))
+    assert again.verdict is Verdict.HELD and again.sections == [Section("more", ["n"], [{"n": 3}])]
+    assert again.to_json() == data
 
 
 def test_skipped_result_carries_its_status() -> None:

@@ -9,8 +9,8 @@ bound ``concurrency / time per job`` applies to every workload (it is what holds
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 from poollab.measure.bench.config import WAITING_WORKLOADS
 
@@ -30,9 +30,6 @@ class References:
     mixed_cpu_n: int
     io_latency_ms: int
     source: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def cpu_seconds(self, workload: str) -> float:
         """CPU time one job of this workload costs at least (the path plus its own work)."""

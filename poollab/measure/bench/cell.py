@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psutil
 import redis
@@ -29,6 +29,15 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 
 from poollab.measure.bench.config import Mode
 from poollab.measure.bench.lab import BenchLab, WorkerRun
+from poollab.measure.bench.results import (
+    BenchCell,
+    ConsumerCommand,
+    Contention,
+    Latency,
+    MemoryMb,
+    Percentiles,
+    RedisPerJob,
+)
 from poollab.measure.cpu import machine_busy_cores, machine_busy_seconds
 from poollab.measure.proctree import tree_cpu_seconds
 from poollab.measure.samples import Resources, read_samples, summarize_window
@@ -43,7 +52,7 @@ class CellSpec:
     concurrency: int
     workload: str
     mode: Mode
-    params: dict[str, Any]
+    params: dict[str, int]
     repeat: int = 0
 
     @property
@@ -67,9 +76,50 @@ class Measured:
     # expected from a frozen consumer
     early: int
     window: tuple[float, float]
-    contention: dict[str, float] = field(default_factory=dict)
-    redis: dict[str, float] = field(default_factory=dict)
+    contention: Contention
+    redis: RedisPerJob
     timings: list[tuple[str, str, JobTiming | None]] = field(default_factory=list)
+
+    def to_cell(self, command: ConsumerCommand, raw: str, attempts: int) -> BenchCell:
+        """The cell as results.json records it (its ceiling comes once the run is done)."""
+        spec, summary, res = self.spec, self.summary, self.resources
+        uss_mb = MemoryMb.of(res.uss_mb)
+        return BenchCell(
+            pool=spec.pool,
+            workload=spec.workload,
+            concurrency=spec.concurrency,
+            mode=spec.mode,
+            profile=spec.profile,
+            repeat=spec.repeat,
+            params=spec.params,
+            jobs=self.jobs,
+            completed=summary.completed,
+            failed=summary.failed,
+            lost=self.lost,
+            early=self.early,
+            duration_s=summary.duration_s,
+            throughput_per_s=summary.throughput_per_s,
+            latency_ms=cast(Latency, dict(summary.latency_ms)),
+            queue_wait_ms=cast(Percentiles, dict(summary.queue_wait_ms)),
+            run_ms=cast(Percentiles, dict(summary.run_ms)),
+            rss_mb=MemoryMb.of(res.rss_mb),
+            uss_mb=uss_mb,
+            pss_mb=MemoryMb.of(res.pss_mb),
+            uss_mb_per_slot=round(uss_mb.peak / spec.concurrency, 3)
+            if math.isfinite(uss_mb.peak)
+            else math.nan,
+            cpu_cores=res.cpu_cores,
+            publish_per_s=self.publish_per_s,
+            pids=summary.pids,
+            procs=res.procs,
+            samples=res.samples,
+            window=self.window,
+            contention=self.contention,
+            redis=self.redis,
+            command=command,
+            raw=raw,
+            attempts=attempts,
+        )
 
 
 class RedisMeter:
@@ -93,13 +143,13 @@ class RedisMeter:
     def stop(self) -> None:
         self._end = self._read()
 
-    def per_job(self, jobs: int) -> dict[str, float]:
+    def per_job(self, jobs: int) -> RedisPerJob:
         end = self._end or self._read()
         jobs = max(jobs, 1)
-        return {
-            "connections_per_job": round((end[0] - self._start[0]) / jobs, 3),
-            "commands_per_job": round((end[1] - self._start[1]) / jobs, 2),
-        }
+        return RedisPerJob(
+            commands_per_job=round((end[1] - self._start[1]) / jobs, 2),
+            connections_per_job=round((end[0] - self._start[0]) / jobs, 3),
+        )
 
 
 class CpuMeter:
@@ -123,7 +173,7 @@ class CpuMeter:
     def stop(self) -> None:
         self._end = self._read()
 
-    def contention(self, consumer_cores: float) -> dict[str, float]:
+    def contention(self, consumer_cores: float) -> Contention:
         """Cores over the window; ``consumer_cores`` come from the consumer's samples."""
         t1, busy1, lab1 = self._end or self._read()
         t0, busy0, lab0 = self._start
@@ -131,14 +181,14 @@ class CpuMeter:
         machine = (busy1 - busy0) / wall
         lab = (lab1 - lab0) / wall
         consumer = consumer_cores if math.isfinite(consumer_cores) else 0.0
-        return {
-            "machine_cores": round(machine, 3),
-            "lab_cores": round(lab, 3),
-            "consumer_cores": round(consumer, 3),
+        return Contention(
+            machine_cores=round(machine, 3),
+            lab_cores=round(lab, 3),
+            consumer_cores=round(consumer, 3),
             # what other processes on the machine used meanwhile: a measurement taken while
             # this is high shared the CPU with someone else
-            "other_cores": round(max(machine - lab - consumer, 0.0), 3),
-        }
+            other_cores=round(max(machine - lab - consumer, 0.0), 3),
+        )
 
 
 def wait_until_quiet(busy_cores: float, max_wait_s: float) -> float:

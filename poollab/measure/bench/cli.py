@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -24,6 +24,9 @@ from poollab.measure.bench.config import (
     parse_list,
 )
 from poollab.measure.bench.profiles import PROFILES
+
+if TYPE_CHECKING:
+    from poollab.measure.bench.results import BenchRun
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     if args.report_from is not None:
         try:
-            results = load_results(args.report_from)
+            finished = load_results(args.report_from)
         except (OSError, ValueError) as exc:
             raise CliError(str(exc)) from None
         out = args.report_from.parent
@@ -203,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
         # SIGTERM stops the run like Ctrl-C: the lab's processes are stopped, not orphaned
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
-            results = run_bench(config, dict(os.environ), console, command=sys.argv)
+            finished = run_bench(config, dict(os.environ), console, command=sys.argv)
         except BenchError as exc:
             raise CliError(str(exc)) from None
         finally:
@@ -211,17 +214,17 @@ def run(args: argparse.Namespace) -> int:
         out = config.out
     stdout = Console()
     # a pipe or a log gets a width that fits the table, not the 80 columns rich assumes
-    print_summary(results, stdout if stdout.is_terminal else Console(width=120))
-    written = write_reports(results, out)
+    print_summary(finished, stdout if stdout.is_terminal else Console(width=120))
+    written = write_reports(finished, out)
     console.print(f"wrote {', '.join(str(p) for p in written)}")
-    return 130 if results.get("interrupted") else 0
+    return 130 if finished.interrupted else 0
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def write_reports(results: dict[str, Any], out: Path) -> list[Path]:
+def write_reports(run: BenchRun, out: Path) -> list[Path]:
     from poollab.measure.bench.report import write_report
 
-    return [out / "results.json", *write_report(results, out)]
+    return [out / "results.json", *write_report(run, out)]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from poollab.settings import ALL_POOLS, PoolName, Settings
 
@@ -48,7 +49,7 @@ class BenchConfig:
     out: Path = field(default_factory=lambda: default_out_dir())
     quick: bool = False
 
-    def params(self, workload: str) -> dict[str, Any]:
+    def job_params(self, workload: str) -> dict[str, int]:
         """The keyword arguments of every job of this workload."""
         if workload == "noop":
             return {}
@@ -81,12 +82,23 @@ class BenchConfig:
             for level in self.levels[pool]
         ]
 
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["out"] = str(self.out)
-        data["levels"] = {pool: list(levels) for pool, levels in self.levels.items()}
-        data["params"] = {w: self.params(w) for w in self.workloads}
-        return data
+
+@dataclass(frozen=True)
+class RunConfig(BenchConfig):
+    """The configuration as results.json records it: the options, and what the run found."""
+
+    # each workload's job parameters
+    params: dict[str, dict[str, int]] = field(default_factory=dict)
+    # where Redis came from: embedded, POOLLAB_BROKER_URL or found on 127.0.0.1:6379
+    broker: str = ""
+    # one cpu job's work timed in the bench process
+    cpu_job_ms_in_process: float = math.nan
+
+    @classmethod
+    def of(cls, config: BenchConfig, broker: str, cpu_job_ms: float) -> RunConfig:
+        options = {f.name: getattr(config, f.name) for f in fields(BenchConfig)}
+        params = {w: config.job_params(w) for w in config.workloads}
+        return cls(**options, params=params, broker=broker, cpu_job_ms_in_process=cpu_job_ms)
 
 
 def default_out_dir() -> Path:

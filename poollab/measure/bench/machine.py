@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
@@ -57,16 +58,34 @@ def redis_version(url: str) -> str:
         client.close()
 
 
-def describe_machine(broker_url: str) -> dict[str, Any]:
-    return {
-        "cores": usable_cores(),
-        "logical_cpus": os.cpu_count(),
-        "cpu_model": cpu_model(),
-        "memory_mb": round(psutil.virtual_memory().total / 2**20),
-        "os": platform.platform(),
-        "python": sys.version.split()[0],
-        "python_implementation": platform.python_implementation(),
-        "libraries": library_versions(),
-        "redis_server": redis_version(broker_url),
-        "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
-    }
+@dataclass(frozen=True)
+class Machine:
+    """What a run was measured on."""
+
+    # usable: the affinity mask
+    cores: int
+    logical_cpus: int | None
+    cpu_model: str
+    memory_mb: int
+    os: str
+    python: str
+    python_implementation: str
+    # installed versions of the libraries that shape the figures
+    libraries: dict[str, str]
+    redis_server: str
+    load_average_at_start: list[float]
+
+
+def describe_machine(broker_url: str) -> Machine:
+    return Machine(
+        cores=usable_cores(),
+        logical_cpus=os.cpu_count(),
+        cpu_model=cpu_model(),
+        memory_mb=round(psutil.virtual_memory().total / 2**20),
+        os=platform.platform(),
+        python=sys.version.split()[0],
+        python_implementation=platform.python_implementation(),
+        libraries=library_versions(),
+        redis_server=redis_version(broker_url),
+        load_average_at_start=[round(v, 2) for v in os.getloadavg()],
+    )

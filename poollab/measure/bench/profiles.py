@@ -10,7 +10,6 @@ exact command of every cell is in results.json and can be re-run by hand.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from poollab.launcher.topology import Service, consumer_argv, worker_argv
 from poollab.settings import CELERY_POOLS, Settings
@@ -35,18 +34,6 @@ class Profile:
 
     def options_for(self, pool: str) -> tuple[str, ...]:
         return (*self.worker_options, *self.pool_options.get(pool, ()))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "summary": self.summary,
-            "worker_options": list(self.worker_options),
-            "celery_settings": self.celery_settings,
-            "pool_settings": self.pool_settings,
-            "pool_options": {k: list(v) for k, v in self.pool_options.items()},
-            "task_events": self.task_events,
-            "consumer_loop": self.consumer_loop,
-        }
 
 
 # One backend object (and Redis connection pool) per process instead of one per thread: Celery
@@ -128,7 +115,3 @@ def worker_service(
         pool="asyncio",
         env=env,
     )
-
-
-def describe(service: Service) -> dict[str, Any]:
-    return {"argv": list(service.argv), "env": service.env}

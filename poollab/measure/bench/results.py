@@ -1,4 +1,9 @@
-"""results.json: one object per cell, the machine, the configuration (docs/results-format.md)."""
+"""results.json as types: a run, its cells and their figures (docs/results-format.md).
+
+Every object in the file is a dataclass here, so that code reading a figure names a field
+(a misspelt one fails the type check) and ``to_json`` / ``from_json`` write and read the file
+exactly: a figure that could not be measured is NaN in code and null on disk.
+"""
 
 from __future__ import annotations
 
@@ -6,82 +11,197 @@ import json
 import math
 import statistics
 from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Literal, TypedDict
 
-from poollab.measure.bench.ceilings import References, ceiling, efficiency
-from poollab.measure.bench.cell import Measured
-from poollab.measure.bench.lab import WorkerRun
-from poollab.measure.bench.profiles import describe
+from poollab.measure.bench.ceilings import Bound, References, ceiling, efficiency
+from poollab.measure.bench.config import Mode, RunConfig
+from poollab.measure.bench.machine import Machine
+from poollab.measure.bench.profiles import Profile
+from poollab.measure.jsonrecord import OMIT_IF_NONE, JsonRecord
 
 FORMAT = "poollab-bench/1"
-CELL_KEYS = ("profile", "pool", "concurrency", "workload", "mode")
 
 
-def cell_record(measured: Measured, worker: WorkerRun, raw_path: str) -> dict[str, Any]:
-    spec, summary, res = measured.spec, measured.summary, measured.resources
-    uss_peak = res.uss_mb["peak"]
-    return {
-        "pool": spec.pool,
-        "workload": spec.workload,
-        "concurrency": spec.concurrency,
-        "mode": spec.mode,
-        "profile": spec.profile,
-        "repeat": spec.repeat,
-        "params": spec.params,
-        "jobs": measured.jobs,
-        "completed": summary.completed,
-        "failed": summary.failed,
-        "lost": measured.lost,
-        "early": measured.early,
-        "duration_s": summary.duration_s,
-        "throughput_per_s": summary.throughput_per_s,
-        "latency_ms": summary.latency_ms,
-        "queue_wait_ms": summary.queue_wait_ms,
-        "run_ms": summary.run_ms,
-        "rss_mb": res.rss_mb,
-        "uss_mb": res.uss_mb,
-        "pss_mb": res.pss_mb,
-        "uss_mb_per_slot": round(uss_peak / spec.concurrency, 3)
-        if math.isfinite(uss_peak)
-        else math.nan,
-        "cpu_cores": res.cpu_cores,
-        "ceiling_per_s": math.nan,
-        "efficiency": math.nan,
-        "bound": "unknown",
-        "publish_per_s": measured.publish_per_s,
-        "pids": summary.pids,
-        "procs": res.procs,
-        "samples": res.samples,
-        # epoch seconds, unrounded: the first start (drain) or send (live), the last finish
-        "window": list(measured.window),
-        "contention": measured.contention,
-        "redis": measured.redis,
-        "command": describe(worker.service),
-        "raw": raw_path,
-    }
+Quantile = Literal["p50", "p95", "p99"]
 
 
-def cell_key(cell: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(cell[k] for k in CELL_KEYS)
+class Percentiles(TypedDict, total=False):
+    """Milliseconds at each percentile; empty when no job completed."""
+
+    p50: float
+    p95: float
+    p99: float
 
 
-def merge_repeats(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One object per cell: the repeat with the median throughput, the others listed."""
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+class Latency(Percentiles, total=False):
+    max: float
+
+
+@dataclass(frozen=True)
+class MemoryMb:
+    """The consumer's whole process tree, MB (2^20 bytes)."""
+
+    # mean of the samples after it started, before any job
+    idle: float
+    # over the samples in the window and the first one after it
+    peak: float
+    mean: float
+
+    @classmethod
+    def of(cls, figures: dict[str, float]) -> MemoryMb:
+        return cls(idle=figures["idle"], peak=figures["peak"], mean=figures["mean"])
+
+
+@dataclass(frozen=True)
+class Contention:
+    """Cores busy over a cell's window, and whose they were."""
+
+    machine_cores: float
+    # the upstream, Redis and the bench process
+    lab_cores: float
+    consumer_cores: float
+    # the rest: other users of the machine; a cell run while this was high shared the CPU
+    other_cores: float
+
+
+@dataclass(frozen=True)
+class RedisPerJob:
+    """Server-wide counts over a cell's window, per job (live: the publisher's too)."""
+
+    commands_per_job: float
+    connections_per_job: float
+
+
+@dataclass(frozen=True)
+class ConsumerCommand:
+    """How a cell's consumer was started: enough to run it again by hand."""
+
+    argv: list[str]
+    env: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """One repeat of a cell, listed beside the median one that was kept."""
+
+    repeat: int
+    throughput_per_s: float
+    duration_s: float
+    raw: str
+
+
+@dataclass(kw_only=True)
+class BenchCell(JsonRecord):
+    """One (profile, pool, concurrency, workload, mode) of the matrix, measured."""
+
+    pool: str
+    workload: str
+    concurrency: int
+    mode: Mode
+    profile: str
+    repeat: int
+    params: dict[str, int]
+    jobs: int
+    completed: int
+    failed: int
+    lost: int
+    early: int
+    duration_s: float
+    throughput_per_s: float
+    latency_ms: Latency
+    queue_wait_ms: Percentiles
+    run_ms: Percentiles
+    rss_mb: MemoryMb
+    uss_mb: MemoryMb
+    pss_mb: MemoryMb
+    uss_mb_per_slot: float
+    cpu_cores: float
+    # derived once the whole run is measured (apply_ceilings)
+    ceiling_per_s: float = math.nan
+    efficiency: float = math.nan
+    bound: Bound = "unknown"
+    publish_per_s: float
+    pids: int
+    procs: int
+    samples: int
+    # epoch seconds, unrounded: the first start (drain) or send (live), the last finish
+    window: tuple[float, float]
+    contention: Contention
+    redis: RedisPerJob
+    command: ConsumerCommand
+    raw: str
+    attempts: int = 1
+    # with --repeat > 1: every repeat, and (max − min) / mean of their rates
+    repeats: list[Repeat] | None = field(default=None, metadata=OMIT_IF_NONE)
+    throughput_spread: float | None = field(default=None, metadata=OMIT_IF_NONE)
+
+    @property
+    def key(self) -> tuple[str, str, int, str, str]:
+        return (self.profile, self.pool, self.concurrency, self.workload, self.mode)
+
+    @property
+    def label(self) -> str:
+        return f"{self.pool} c={self.concurrency}"
+
+
+@dataclass(frozen=True)
+class PublisherRate:
+    median_per_s: float
+    max_per_s: float
+
+
+PUBLISH_METHOD = (
+    "kombu producer, one connection, send_task per job (poollab.producer.publish.publish); "
+    "drain: while the consumer is held; live: beside the running consumer"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Publisher:
+    """The publisher's own rate over the cells: alone (drain) and beside a consumer (live)."""
+
+    drain: PublisherRate | None = field(default=None, metadata=OMIT_IF_NONE)
+    live: PublisherRate | None = field(default=None, metadata=OMIT_IF_NONE)
+    method: str = PUBLISH_METHOD
+
+
+@dataclass(kw_only=True)
+class BenchRun(JsonRecord):
+    """A whole run: what it ran on, how it was configured, and every cell."""
+
+    format: str = FORMAT
+    started_at: str
+    finished_at: str
+    duration_s: float
+    command: list[str]
+    machine: Machine
+    config: RunConfig
+    # each profile the run used, by name
+    profiles: dict[str, Profile]
+    references: References
+    publisher: Publisher
+    cells: list[BenchCell]
+    # stopped half-way (Ctrl-C, SIGTERM): the cells measured until then
+    interrupted: bool = False
+
+
+def merge_repeats(records: Iterable[BenchCell]) -> list[BenchCell]:
+    """One cell per key: the repeat with the median throughput, the others listed."""
+    groups: dict[tuple[str, str, int, str, str], list[BenchCell]] = {}
     for record in records:
-        groups.setdefault(cell_key(record), []).append(record)
+        groups.setdefault(record.key, []).append(record)
     cells = []
     for group in groups.values():
-        ordered = sorted(group, key=lambda r: r["throughput_per_s"])
-        chosen = dict(ordered[(len(ordered) - 1) // 2])
+        ordered = sorted(group, key=lambda r: r.throughput_per_s)
+        chosen = replace(ordered[(len(ordered) - 1) // 2])
         if len(group) > 1:
-            rates = [r["throughput_per_s"] for r in group]
-            chosen["repeats"] = [
-                {k: r[k] for k in ("repeat", "throughput_per_s", "duration_s", "raw")}
-                for r in group
+            rates = [r.throughput_per_s for r in group]
+            chosen.repeats = [
+                Repeat(r.repeat, r.throughput_per_s, r.duration_s, r.raw) for r in group
             ]
-            chosen["throughput_spread"] = (
+            chosen.throughput_spread = (
                 round((max(rates) - min(rates)) / statistics.fmean(rates), 4)
                 if statistics.fmean(rates) > 0
                 else math.nan
@@ -90,32 +210,36 @@ def merge_repeats(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return cells
 
 
-def apply_ceilings(cells: list[dict[str, Any]], refs: References) -> None:
+def apply_ceilings(cells: list[BenchCell], refs: References) -> None:
     for cell in cells:
-        found = ceiling(refs, cell["workload"], cell["concurrency"])
-        cell["ceiling_per_s"] = found.per_s
-        cell["bound"] = found.bound
-        cell["efficiency"] = efficiency(cell["throughput_per_s"], found.per_s)
+        found = ceiling(refs, cell.workload, cell.concurrency)
+        cell.ceiling_per_s = found.per_s
+        cell.bound = found.bound
+        cell.efficiency = efficiency(cell.throughput_per_s, found.per_s)
 
 
-def _clean(value: Any) -> Any:
-    """JSON has no NaN: a figure that could not be measured is null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
+def publisher_rates(cells: list[BenchCell]) -> Publisher:
+    """The publisher's own rate: alone (drain: the consumer is held) and beside a consumer."""
+
+    def over(mode: Mode) -> PublisherRate | None:
+        rates = [c.publish_per_s for c in cells if c.mode == mode]
+        if not rates:
+            return None
+        return PublisherRate(round(statistics.median(rates), 1), round(max(rates), 1))
+
+    return Publisher(drain=over("drain"), live=over("live"))
 
 
-def write_results(path: Path, results: dict[str, Any]) -> None:
+def write_results(path: Path, run: BenchRun) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_clean(results), indent=2, allow_nan=False) + "\n")
+    path.write_text(json.dumps(run.to_json(), indent=2, allow_nan=False) + "\n")
 
 
-def load_results(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(path.read_text())
-    if data.get("format") != FORMAT:
+def load_results(path: Path) -> BenchRun:
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} file")
-    return data
+    try:
+        return BenchRun.from_json(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None

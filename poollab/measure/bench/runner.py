@@ -16,16 +16,18 @@ from rich.console import Console
 
 from poollab.measure.bench.ceilings import References
 from poollab.measure.bench.cell import CellSpec, Measured, run_cell, wait_until_quiet, write_raw
-from poollab.measure.bench.config import BenchConfig
+from poollab.measure.bench.config import BenchConfig, RunConfig
 from poollab.measure.bench.lab import BenchError, BenchLab, WorkerRun
 from poollab.measure.bench.machine import describe_machine, usable_cores
 from poollab.measure.bench.profiles import PROFILES, get_profile
 from poollab.measure.bench.progress import BenchProgress
 from poollab.measure.bench.results import (
-    FORMAT,
+    BenchCell,
+    BenchRun,
+    ConsumerCommand,
     apply_ceilings,
-    cell_record,
     merge_repeats,
+    publisher_rates,
     write_results,
 )
 from poollab.measure.bench.sizing import (
@@ -49,14 +51,14 @@ class BenchHooks(Protocol):
 
     def worker_ready(self, worker: WorkerRun) -> None: ...
 
-    def cell_done(self, record: dict[str, Any], worker: WorkerRun) -> None: ...
+    def cell_done(self, cell: BenchCell, worker: WorkerRun) -> None: ...
 
 
 class NoHooks:
     def worker_ready(self, worker: WorkerRun) -> None:
         return None
 
-    def cell_done(self, record: dict[str, Any], worker: WorkerRun) -> None:
+    def cell_done(self, cell: BenchCell, worker: WorkerRun) -> None:
         return None
 
 
@@ -73,10 +75,10 @@ class Runner:
         self.hooks = hooks or NoHooks()
         self.cores = usable_cores()
         self.lab = BenchLab(environ, config.out / "lab", config.sample_interval_s)
-        self.records: list[dict[str, Any]] = []
+        self.records: list[BenchCell] = []
         self.cpu_job_s = 0.0
 
-    def run(self, command: list[str] | None = None) -> dict[str, Any]:
+    def run(self, command: list[str] | None = None) -> BenchRun:
         config = self.config
         config.out.mkdir(parents=True, exist_ok=True)
         began = time.time()
@@ -109,26 +111,21 @@ class Runner:
                     self.lab.stop()
         cells = merge_repeats(self.records)
         apply_ceilings(cells, refs)
-        results = {
-            "format": FORMAT,
-            "started_at": _iso(began),
-            "finished_at": _iso(time.time()),
-            "duration_s": round(time.time() - began, 1),
-            "command": command or [],
-            "machine": machine,
-            "config": {
-                **config.as_dict(),
-                "broker": self.lab.broker_label,
-                "cpu_job_ms_in_process": round(self.cpu_job_s * 1000, 3),
-            },
-            "profiles": {name: PROFILES[name].as_dict() for name in config.profiles},
-            "references": refs.as_dict(),
-            "publisher": publisher_rates(cells),
-            "cells": cells,
-            "interrupted": interrupted,
-        }
-        write_results(config.out / "results.json", results)
-        return results
+        run = BenchRun(
+            started_at=_iso(began),
+            finished_at=_iso(time.time()),
+            duration_s=round(time.time() - began, 1),
+            command=command or [],
+            machine=machine,
+            config=RunConfig.of(config, self.lab.broker_label, round(self.cpu_job_s * 1000, 3)),
+            profiles={name: PROFILES[name] for name in config.profiles},
+            references=refs,
+            publisher=publisher_rates(cells),
+            cells=cells,
+            interrupted=interrupted,
+        )
+        write_results(config.out / "results.json", run)
+        return run
 
     # --- one consumer process -------------------------------------------------------------
 
@@ -143,19 +140,17 @@ class Runner:
         try:
             for workload in config.workloads:
                 for mode in config.modes:
-                    params = config.params(workload)
+                    params = config.job_params(workload)
                     spec = CellSpec(profile_name, pool, level, workload, mode, params, repeat)
                     began = time.monotonic()
-                    record = self._measure(progress, worker, spec)
-                    self.records.append(record)
-                    progress.cell_done(time.monotonic() - began, record)
-                    self.hooks.cell_done(record, worker)
+                    cell = self._measure(progress, worker, spec)
+                    self.records.append(cell)
+                    progress.cell_done(time.monotonic() - began, cell)
+                    self.hooks.cell_done(cell, worker)
         finally:
             self.lab.stop_worker(worker)
 
-    def _measure(
-        self, progress: BenchProgress, worker: WorkerRun, spec: CellSpec
-    ) -> dict[str, Any]:
+    def _measure(self, progress: BenchProgress, worker: WorkerRun, spec: CellSpec) -> BenchCell:
         guess = guess_rate(
             self.config, spec.pool, spec.workload, spec.concurrency, self.cores, self.cpu_job_s
         )
@@ -180,7 +175,7 @@ class Runner:
         attempts = 1
         while _disturbed(measured, self.config.busy_cores) and attempts <= self.config.retries:
             progress.say(
-                f"other processes used {measured.contention['other_cores']:.2f} cores during "
+                f"other processes used {measured.contention.other_cores:.2f} cores during "
                 f"{spec.key}; running it again"
             )
             progress.cell_started(f"{spec.pool} c={spec.concurrency} {spec.workload} again", jobs)
@@ -190,13 +185,12 @@ class Runner:
                 on_result=progress.job_done,
             )  # fmt: skip
             attempts += 1
-            if again.contention["other_cores"] < measured.contention["other_cores"]:
+            if again.contention.other_cores < measured.contention.other_cores:
                 measured = again
         raw = f"raw/{spec.key}.jsonl"
         write_raw(self.config.out / raw, measured)
-        record = cell_record(measured, worker, raw)
-        record["attempts"] = attempts
-        return record
+        command = ConsumerCommand(list(worker.service.argv), dict(worker.service.env))
+        return measured.to_cell(command, raw, attempts)
 
     def _warm_up(self, spec: CellSpec, jobs: int, guess: float) -> float:
         """Run a few jobs first (imports, connections, pool start-up) and return their rate."""
@@ -245,12 +239,12 @@ class Runner:
         """The best solo rate the run measured on this workload (drain first: its own rate)."""
         for mode in ("drain", "live"):
             rates = [
-                r["throughput_per_s"]
+                r.throughput_per_s
                 for r in self.records
-                if r["pool"] == "solo"
-                and r["workload"] == workload
-                and r["mode"] == mode
-                and r["completed"] > 0
+                if r.pool == "solo"
+                and r.workload == workload
+                and r.mode == mode
+                and r.completed > 0
             ]
             if rates:
                 return float(statistics.median(rates))
@@ -263,7 +257,7 @@ class Runner:
         try:
             for workload in workloads:
                 spec = CellSpec(
-                    profile.name, "solo", 1, workload, "drain", self.config.params(workload)
+                    profile.name, "solo", 1, workload, "drain", self.config.job_params(workload)
                 )
                 self._warm_up(spec, 5, 50.0)
                 measured: Measured = run_cell(
@@ -286,25 +280,7 @@ def _longer_jobs(config: BenchConfig, measured: Measured) -> int | None:
 
 
 def _disturbed(measured: Measured, busy_cores: float) -> bool:
-    other = measured.contention.get("other_cores", 0.0)
-    return other > busy_cores
-
-
-def publisher_rates(cells: list[dict[str, Any]]) -> dict[str, Any]:
-    """The publisher's own rate: alone (drain: the consumer is held) and beside a consumer."""
-    found: dict[str, Any] = {}
-    for mode in ("drain", "live"):
-        rates = [c["publish_per_s"] for c in cells if c["mode"] == mode]
-        if rates:
-            found[mode] = {
-                "median_per_s": round(statistics.median(rates), 1),
-                "max_per_s": round(max(rates), 1),
-            }
-    found["method"] = (
-        "kombu producer, one connection, send_task per job (poollab.producer.publish.publish); "
-        "drain: while the consumer is held; live: beside the running consumer"
-    )
-    return found
+    return measured.contention.other_cores > busy_cores
 
 
 @contextlib.contextmanager
@@ -331,5 +307,5 @@ def run_bench(
     console: Console,
     hooks: BenchHooks | None = None,
     command: list[str] | None = None,
-) -> dict[str, Any]:
+) -> BenchRun:
     return Runner(config, environ, console, hooks).run(command)

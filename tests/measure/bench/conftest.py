@@ -6,7 +6,6 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
@@ -15,6 +14,7 @@ from rich.console import Console
 from poollab.launcher.redis_server import RedisServer
 from poollab.measure.bench.config import BenchConfig
 from poollab.measure.bench.lab import WorkerRun
+from poollab.measure.bench.results import BenchCell, BenchRun
 from poollab.measure.bench.runner import run_bench
 from tests.conftest import service_env
 
@@ -54,14 +54,14 @@ class ReadingHooks:
         self.readings.idle[worker.pool] = tree_memory(worker.pid)
         self.readings.pids[worker.pool] = worker.pid
 
-    def cell_done(self, record: dict[str, Any], worker: WorkerRun) -> None:
-        key = (record["pool"], record["workload"], record["mode"])
+    def cell_done(self, cell: BenchCell, worker: WorkerRun) -> None:
+        key = (cell.pool, cell.workload, cell.mode)
         self.readings.after[key] = tree_memory(worker.pid)
 
 
 @dataclass
 class SmallRun:
-    results: dict[str, Any]
+    results: BenchRun
     out: Path
     readings: Readings
     broker_url: str

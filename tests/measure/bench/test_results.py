@@ -20,9 +20,9 @@ CELL_FIELDS = {
 
 
 def test_results_json_has_a_cell_per_pool_workload_and_mode(small_run: SmallRun) -> None:
-    results = load_results(small_run.out / "results.json")
-    assert results["format"] == FORMAT
-    cells = results["cells"]
+    data = json.loads((small_run.out / "results.json").read_text())
+    assert data["format"] == FORMAT
+    cells = data["cells"]
     assert {(c["pool"], c["workload"], c["mode"]) for c in cells} == {
         (p, w, m) for p in POOLS for w in WORKLOADS for m in ("drain", "live")
     }
@@ -31,18 +31,28 @@ def test_results_json_has_a_cell_per_pool_workload_and_mode(small_run: SmallRun)
         assert set(cell["latency_ms"]) == {"p50", "p95", "p99", "max"}
         assert set(cell["queue_wait_ms"]) == {"p50", "p95", "p99"}
         assert set(cell["rss_mb"]) == set(cell["uss_mb"]) == {"idle", "peak", "mean"}
-    machine = results["machine"]
+    machine = data["machine"]
     assert machine["cores"] >= 1 and machine["python"].startswith("3.")
     assert machine["libraries"]["celery"] and machine["cpu_model"]
-    assert results["config"]["pools"] == list(POOLS)
-    assert results["profiles"]["tuned"]["worker_options"]
+    assert data["config"]["pools"] == list(POOLS)
+    assert data["profiles"]["tuned"]["worker_options"]
+
+
+def test_results_json_reads_back_exactly(small_run: SmallRun) -> None:
+    path = small_run.out / "results.json"
+    data = json.loads(path.read_text())
+    run = load_results(path)
+    assert run.to_json() == data
+    assert run.to_json() == small_run.results.to_json()
+    # the same bytes, key order included: --report-from rewrites nothing
+    assert json.dumps(run.to_json(), indent=2) + "\n" == path.read_text()
 
 
 def test_every_job_sent_is_counted_once(small_run: SmallRun) -> None:
-    for cell in small_run.results["cells"]:
-        assert cell["jobs"] == JOBS
-        assert cell["completed"] + cell["failed"] == cell["jobs"], cell
-        assert cell["failed"] == 0 and cell["lost"] == 0
+    for cell in small_run.results.cells:
+        assert cell.jobs == JOBS
+        assert cell.completed + cell.failed == cell.jobs, cell
+        assert cell.failed == 0 and cell.lost == 0
 
 
 def _own_timings(client: redis.Redis, raw_path: str, small_run: SmallRun) -> list[JobTiming]:
@@ -55,68 +65,66 @@ def _own_timings(client: redis.Redis, raw_path: str, small_run: SmallRun) -> lis
 
 def test_throughput_agrees_with_the_jobs_own_timings(small_run: SmallRun) -> None:
     client = redis.Redis.from_url(small_run.broker_url)
-    for cell in small_run.results["cells"]:
-        timings = _own_timings(client, cell["raw"], small_run)
-        start, end = cell["window"]
-        if cell["mode"] == "live":
+    for cell in small_run.results.cells:
+        timings = _own_timings(client, cell.raw, small_run)
+        start, end = cell.window
+        if cell.mode == "live":
             # end to end: completed / (last finish − first send)
             first_sent = min(t.sent for t in timings if t.sent is not None)
             expected = len(timings) / (max(t.finished for t in timings) - first_sent)
         else:
             # drain: the jobs the released consumer started, over its own span
             released = [t for t in timings if t.started >= start]
-            assert len(released) == cell["completed"] - cell["early"]
+            assert len(released) == cell.completed - cell.early
             assert min(t.started for t in released) == pytest.approx(start, abs=1e-3)
             expected = len(released) / (max(t.finished for t in timings) - start)
-        assert cell["throughput_per_s"] == pytest.approx(expected, rel=0.01), cell["raw"]
+        assert cell.throughput_per_s == pytest.approx(expected, rel=0.01), cell.raw
         assert end == pytest.approx(max(t.finished for t in timings), abs=1e-3)
 
 
 def test_memory_agrees_with_psutil_read_independently(small_run: SmallRun) -> None:
     readings = small_run.readings
-    for cell in small_run.results["cells"]:
-        idle_rss, idle_uss, _ = readings.idle[cell["pool"]]
-        after = readings.after[(cell["pool"], cell["workload"], cell["mode"])]
+    for cell in small_run.results.cells:
+        idle_rss, idle_uss, _ = readings.idle[cell.pool]
+        after = readings.after[(cell.pool, cell.workload, cell.mode)]
         after_rss, after_uss, after_pss = after
-        assert cell["rss_mb"]["idle"] == pytest.approx(idle_rss, rel=0.1), cell["pool"]
-        assert cell["uss_mb"]["idle"] == pytest.approx(idle_uss, rel=0.1), cell["pool"]
+        assert cell.rss_mb.idle == pytest.approx(idle_rss, rel=0.1), cell.pool
+        assert cell.uss_mb.idle == pytest.approx(idle_uss, rel=0.1), cell.pool
         # read right after the cell, with nothing running: what the last samples saw
-        assert cell["rss_mb"]["peak"] == pytest.approx(after_rss, rel=0.1), cell
-        assert cell["uss_mb"]["peak"] == pytest.approx(after_uss, rel=0.1), cell
-        assert cell["pss_mb"]["peak"] == pytest.approx(after_pss, rel=0.1), cell
+        assert cell.rss_mb.peak == pytest.approx(after_rss, rel=0.1), cell
+        assert cell.uss_mb.peak == pytest.approx(after_uss, rel=0.1), cell
+        assert cell.pss_mb.peak == pytest.approx(after_pss, rel=0.1), cell
         # a shared page: once per process (RSS), split between sharers (PSS), left out (USS)
-        assert cell["uss_mb"]["peak"] <= cell["pss_mb"]["peak"] <= cell["rss_mb"]["peak"]
-        assert cell["rss_mb"]["mean"] <= cell["rss_mb"]["peak"]
-        assert cell["samples"] >= 1
-    prefork = next(c for c in small_run.results["cells"] if c["pool"] == "prefork")
-    solo = next(c for c in small_run.results["cells"] if c["pool"] == "solo")
+        assert cell.uss_mb.peak <= cell.pss_mb.peak <= cell.rss_mb.peak
+        assert cell.rss_mb.mean <= cell.rss_mb.peak
+        assert cell.samples >= 1
+    prefork = next(c for c in small_run.results.cells if c.pool == "prefork")
+    solo = next(c for c in small_run.results.cells if c.pool == "solo")
     # prefork's tree is its main process and two children
-    assert prefork["procs"] == 3 and solo["procs"] == 1
+    assert prefork.procs == 3 and solo.procs == 1
 
 
 def test_ceilings_follow_the_solo_rates_of_the_same_run(small_run: SmallRun) -> None:
     results = small_run.results
-    refs = results["references"]
-    cells = {(c["pool"], c["workload"], c["mode"]): c for c in results["cells"]}
-    assert refs["source"] == "solo cells of this run"
-    assert refs["solo_noop_per_s"] == cells[("solo", "noop", "drain")]["throughput_per_s"]
-    assert refs["solo_cpu_per_s"] == cells[("solo", "cpu", "drain")]["throughput_per_s"]
-    cores = results["machine"]["cores"]
+    refs = results.references
+    cells = {(c.pool, c.workload, c.mode): c for c in results.cells}
+    assert refs.source == "solo cells of this run"
+    assert refs.solo_noop_per_s == cells[("solo", "noop", "drain")].throughput_per_s
+    assert refs.solo_cpu_per_s == cells[("solo", "cpu", "drain")].throughput_per_s
+    cores = results.machine.cores
     prefork_cpu = cells[("prefork", "cpu", "drain")]
-    assert prefork_cpu["ceiling_per_s"] == pytest.approx(
-        min(cores, 2) * refs["solo_cpu_per_s"], rel=1e-3
-    )
+    assert prefork_cpu.ceiling_per_s == pytest.approx(min(cores, 2) * refs.solo_cpu_per_s, rel=1e-3)
     threads_io = cells[("threads", "io", "live")]
     io_bound = 8 / 0.020
-    assert threads_io["ceiling_per_s"] == pytest.approx(
-        min(io_bound, cores * refs["solo_noop_per_s"]), rel=1e-3
+    assert threads_io.ceiling_per_s == pytest.approx(
+        min(io_bound, cores * refs.solo_noop_per_s), rel=1e-3
     )
-    assert threads_io["bound"] in ("io", "cpu")
-    for cell in results["cells"]:
-        assert cell["efficiency"] == pytest.approx(
-            cell["throughput_per_s"] / cell["ceiling_per_s"], rel=1e-3
+    assert threads_io.bound in ("io", "cpu")
+    for cell in results.cells:
+        assert cell.efficiency == pytest.approx(
+            cell.throughput_per_s / cell.ceiling_per_s, rel=1e-3
         )
-        assert math.isfinite(cell["cpu_cores"]) and cell["cpu_cores"] >= 0
+        assert math.isfinite(cell.cpu_cores) and cell.cpu_cores >= 0
 
 
 def test_the_workers_count_every_job_they_ran(small_run: SmallRun) -> None:
@@ -130,5 +138,5 @@ def test_the_workers_count_every_job_they_ran(small_run: SmallRun) -> None:
         last = max(samples, key=lambda s: (s.t, s.seq))
         assert last.failed == 0
         # every cell's jobs plus its warm-up ran on this worker
-        ran = sum(c["jobs"] for c in small_run.results["cells"] if c["pool"] == pool)
+        ran = sum(c.jobs for c in small_run.results.cells if c.pool == pool)
         assert last.succeeded is not None and last.succeeded >= ran, (pool, last)

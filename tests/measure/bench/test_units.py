@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import subprocess
 import sys
@@ -20,9 +21,10 @@ from poollab.measure.bench.config import (
     parse_list,
 )
 from poollab.measure.bench.profiles import PROFILES, worker_service
-from poollab.measure.bench.results import merge_repeats
+from poollab.measure.bench.results import BenchRun, load_results, merge_repeats
 from poollab.measure.bench.sizing import cell_jobs
 from poollab.settings import ALL_POOLS, Settings
+from tests.measure.bench.factory import make_cell, make_run
 
 POOLLAB = str(Path(sys.executable).parent / "poollab")
 
@@ -66,15 +68,54 @@ def test_ceilings_take_the_lower_bound_and_say_which() -> None:
 
 
 def test_the_median_repeat_is_kept_and_the_others_listed() -> None:
-    base = {"profile": "p", "pool": "solo", "concurrency": 1, "workload": "noop", "mode": "live"}
     records = [
-        {**base, "repeat": i, "throughput_per_s": rate, "duration_s": 1.0, "raw": f"r{i}"}
+        make_cell(mode="live", repeat=i, throughput_per_s=rate, raw=f"r{i}")
         for i, rate in enumerate((10.0, 30.0, 20.0))
     ]
     (cell,) = merge_repeats(records)
-    assert cell["repeat"] == 2 and cell["throughput_per_s"] == 20.0
-    assert [r["throughput_per_s"] for r in cell["repeats"]] == [10.0, 30.0, 20.0]
-    assert cell["throughput_spread"] == 1.0
+    assert cell.repeat == 2 and cell.throughput_per_s == 20.0
+    assert cell.repeats is not None
+    assert [r.throughput_per_s for r in cell.repeats] == [10.0, 30.0, 20.0]
+    assert cell.throughput_spread == 1.0
+    # the records themselves are left as they were
+    assert all(r.repeats is None for r in records)
+
+
+def test_a_run_reads_back_exactly_with_its_unmeasured_figures() -> None:
+    repeated = merge_repeats(
+        [make_cell(repeat=i, throughput_per_s=0.0, raw=f"r{i}") for i in range(2)]
+    )
+    run = make_run([*repeated, make_cell(mode="live", latency_ms={})])
+    data = run.to_json()
+    text = json.dumps(data, allow_nan=False)
+    drain, live = data["cells"]
+    # NaN is null on disk; optional parts appear only when set
+    assert drain["pss_mb"] == {"idle": None, "peak": None, "mean": None}
+    assert drain["throughput_spread"] is None and len(drain["repeats"]) == 2
+    assert "repeats" not in live and "throughput_spread" not in live
+    assert live["latency_ms"] == {} and live["ceiling_per_s"] is None
+    assert list(data) == [
+        "format", "started_at", "finished_at", "duration_s", "command", "machine", "config",
+        "profiles", "references", "publisher", "cells", "interrupted",
+    ]  # fmt: skip
+    assert list(data["config"])[-3:] == ["params", "broker", "cpu_job_ms_in_process"]
+    again = BenchRun.from_json(json.loads(text))
+    assert again.to_json() == data
+    assert math.isnan(again.cells[0].pss_mb.peak) and again.cells[0].throughput_spread is not None
+    assert again.config.levels == {"solo": (1,)} and again.config.out == Path("out")
+    assert again.profiles["tuned"] == run.profiles["tuned"]
+
+
+def test_a_results_file_of_another_format_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"format": "poollab-bench/0", "cells": []}))
+    with pytest.raises(ValueError, match="not a poollab-bench/1 file"):
+        load_results(path)
+    data = make_run([make_cell()]).to_json()
+    del data["cells"][0]["pool"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="'pool' is missing"):
+        load_results(path)
 
 
 def test_cells_are_sized_to_keep_every_slot_busy_within_reason() -> None:

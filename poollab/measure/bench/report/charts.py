@@ -1,27 +1,30 @@
-"""The report's PNG charts (matplotlib's object API: no pyplot, no GUI backend, no state)."""
+"""The report's PNG charts, drawn with the shared helpers of :mod:`poollab.measure.charts`."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from poollab.measure import charts
 from poollab.measure.bench.report.select import (
     POOL_COLORS,
-    Cell,
     best_per_pool,
     cells,
-    label,
     main_mode,
     main_profile,
-    num,
+    pool_color,
     workloads,
 )
+from poollab.measure.bench.results import BenchCell, BenchRun, Quantile
+
+QUANTILES: tuple[Quantile, ...] = ("p50", "p95", "p99")
+# the report's charts are small multiples: narrower panels, a lower resolution than a demo's
+PANEL_WIDTH, PANEL_HEIGHT, DPI = 4.6, 4.0, 90
 
 
 @dataclass(frozen=True)
@@ -31,64 +34,66 @@ class Chart:
     caption: str
 
 
-def _figure(panels: int, width: float = 4.6, height: float = 4.0) -> tuple[Figure, list[Axes]]:
-    fig = Figure(figsize=(max(width * panels, 6.0), height), layout="constrained")
-    return fig, [fig.add_subplot(1, panels, i + 1) for i in range(panels)]
-
-
-def _color(cell: Cell) -> str:
-    return POOL_COLORS.get(cell["pool"], "#555555")
-
-
-def _bars(ax: Axes, chosen: Sequence[Cell], values: Sequence[float], fmt: str = "{:,.0f}") -> None:
-    positions = list(range(len(chosen)))
-    drawn = ax.bar(
-        positions, [v if math.isfinite(v) else 0 for v in values], color=[_color(c) for c in chosen]
-    )
-    ax.bar_label(
-        drawn, labels=[fmt.format(v) if math.isfinite(v) else "–" for v in values], fontsize=7
-    )
-    ax.set_xticks(positions, labels=[label(c) for c in chosen], rotation=30, ha="right", fontsize=8)
-    ax.grid(True, axis="y", alpha=0.3)
-
-
 def _save(fig: Figure, out: Path, name: str, suptitle: str) -> str:
-    fig.suptitle(suptitle, fontsize=11)
-    fig.savefig(out / name, dpi=90)
+    charts.save(fig, out / name, suptitle, dpi=DPI)
     return name
 
 
-def throughput_chart(results: dict[str, Any], out: Path) -> Chart | None:
-    profile, mode = main_profile(results), main_mode(results)
-    kinds = workloads(results)
-    fig, axes = _figure(len(kinds))
+def _pool_bars(
+    ax: Axes, chosen: Sequence[BenchCell], values: Sequence[float], fmt: str = "{:,.0f}"
+) -> None:
+    charts.bars(
+        ax,
+        [c.label for c in chosen],
+        values,
+        colors=[pool_color(c.pool) for c in chosen],
+        label=fmt.format,
+        rotation=30,
+    )
+
+
+def _per_workload(
+    run: BenchRun, mode: str, profile: str, draw: Callable[[Axes, str, list[BenchCell]], None]
+) -> Figure:
+    """A panel per workload, each drawn from that workload's cells."""
+    kinds = workloads(run)
+    fig, axes = charts.new_figure(len(kinds), PANEL_WIDTH, PANEL_HEIGHT)
     for ax, workload in zip(axes, kinds, strict=True):
-        chosen = cells(results, workload=workload, mode=mode, profile=profile)
-        _bars(ax, chosen, [num(c["throughput_per_s"]) for c in chosen])
+        draw(ax, workload, cells(run, workload=workload, mode=mode, profile=profile))
+    return fig
+
+
+def throughput_chart(run: BenchRun, out: Path) -> Chart | None:
+    profile, mode = main_profile(run), main_mode(run)
+
+    def draw(ax: Axes, workload: str, chosen: list[BenchCell]) -> None:
+        _pool_bars(ax, chosen, [c.throughput_per_s for c in chosen])
         ax.set_title(f"{workload} {_params(chosen)}", fontsize=10)
         ax.set_ylabel("jobs/s")
+
+    fig = _per_workload(run, mode, profile, draw)
     name = _save(fig, out, "report-throughput.png", f"Throughput ({mode}, profile {profile})")
     caption = f"Jobs per second in {mode} mode, profile {profile}; one panel per workload."
     return Chart(name, "Throughput per pool and workload", caption)
 
 
-def scaling_chart(results: dict[str, Any], out: Path) -> Chart | None:
-    profile, mode = main_profile(results), main_mode(results)
-    kinds = workloads(results)
-    fig, axes = _figure(len(kinds))
-    for ax, workload in zip(axes, kinds, strict=True):
-        chosen = cells(results, workload=workload, mode=mode, profile=profile)
-        for pool in dict.fromkeys(c["pool"] for c in chosen):
-            series = [c for c in chosen if c["pool"] == pool]
-            levels = [c["concurrency"] for c in series]
-            rates = [num(c["throughput_per_s"]) for c in series]
-            ax.plot(levels, rates, marker="o", label=pool, color=POOL_COLORS.get(pool))
-        ax.set_xscale("log")
-        ax.set_xlabel("concurrency (-c)")
-        ax.set_ylabel("jobs/s")
-        ax.set_title(workload, fontsize=10)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+def scaling_chart(run: BenchRun, out: Path) -> Chart | None:
+    profile, mode = main_profile(run), main_mode(run)
+
+    def draw(ax: Axes, workload: str, chosen: list[BenchCell]) -> None:
+        pools = list(dict.fromkeys(c.pool for c in chosen))
+        charts.lines(
+            ax,
+            {pool: [c.concurrency for c in chosen if c.pool == pool] for pool in pools},
+            {pool: [c.throughput_per_s for c in chosen if c.pool == pool] for pool in pools},
+            title=workload,
+            xlabel="concurrency (-c)",
+            ylabel="jobs/s",
+            colors=POOL_COLORS,
+            logx=True,
+        )
+
+    fig = _per_workload(run, mode, profile, draw)
     name = _save(fig, out, "report-scaling.png", f"Throughput against concurrency ({mode})")
     return Chart(
         name,
@@ -97,88 +102,67 @@ def scaling_chart(results: dict[str, Any], out: Path) -> Chart | None:
     )
 
 
-def latency_chart(results: dict[str, Any], out: Path) -> Chart | None:
-    profile = main_profile(results)
-    mode = "live" if "live" in results["config"]["modes"] else main_mode(results)
-    kinds = workloads(results)
-    fig, axes = _figure(len(kinds))
-    for ax, workload in zip(axes, kinds, strict=True):
-        chosen = cells(results, workload=workload, mode=mode, profile=profile)
-        width = 0.27
-        positions = list(range(len(chosen)))
-        for index, (quantile, shade) in enumerate((("p50", 1.0), ("p95", 0.65), ("p99", 0.35))):
-            values = [num(c["latency_ms"].get(quantile)) for c in chosen]
-            ax.bar(
-                [p + (index - 1) * width for p in positions],
-                [v if math.isfinite(v) else 0 for v in values],
-                width=width,
-                color=[_color(c) for c in chosen],
-                alpha=shade,
-                label=quantile,
-            )
-        ax.set_xticks(
-            positions, labels=[label(c) for c in chosen], rotation=30, ha="right", fontsize=8
+def latency_chart(run: BenchRun, out: Path) -> Chart | None:
+    profile = main_profile(run)
+    mode = "live" if "live" in run.config.modes else main_mode(run)
+
+    def draw(ax: Axes, workload: str, chosen: list[BenchCell]) -> None:
+        charts.grouped_bars(
+            ax,
+            [c.label for c in chosen],
+            {quantile: [_ms(c.latency_ms.get(quantile)) for c in chosen] for quantile in QUANTILES},
+            title=workload,
+            ylabel="end-to-end latency, ms",
+            colors=[pool_color(c.pool) for c in chosen],
+            shades=(1.0, 0.65, 0.35),
+            log=True,
+            rotation=30,
         )
-        ax.set_yscale("log")
-        ax.set_ylabel("end-to-end latency, ms")
-        ax.set_title(workload, fontsize=10)
-        ax.grid(True, axis="y", alpha=0.3)
-        ax.legend(fontsize=7)
+
+    fig = _per_workload(run, mode, profile, draw)
     name = _save(fig, out, "report-latency.png", f"Latency p50 / p95 / p99 ({mode})")
     return Chart(
         name, "Latency percentiles", f"End to end (finished − sent) in {mode} mode; log scale."
     )
 
 
-def memory_chart(results: dict[str, Any], out: Path) -> Chart | None:
-    profile, mode = main_profile(results), main_mode(results)
+def _ms(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def memory_chart(run: BenchRun, out: Path) -> Chart | None:
+    profile, mode = main_profile(run), main_mode(run)
     # memory at its highest: over every workload, the largest peak of each consumer
-    by_consumer: dict[tuple[str, int], Cell] = {}
-    for cell in cells(results, mode=mode, profile=profile):
-        key = (cell["pool"], cell["concurrency"])
+    by_consumer: dict[tuple[str, int], BenchCell] = {}
+    for cell in cells(run, mode=mode, profile=profile):
+        key = (cell.pool, cell.concurrency)
         current = by_consumer.get(key)
-        if current is None or num(cell["rss_mb"]["peak"]) > num(current["rss_mb"]["peak"]):
+        if current is None or cell.rss_mb.peak > current.rss_mb.peak:
             by_consumer[key] = cell
     chosen = list(by_consumer.values())
     if not chosen:
         return None
-    fig, (left, middle, right) = _figure(3, width=4.8)
-    width = 0.2
-    positions = list(range(len(chosen)))
-    width = 0.16
-    series = (
-        ("RSS idle", "rss_mb", "idle", 0.3),
-        ("RSS peak", "rss_mb", "peak", 0.5),
-        ("PSS peak", "pss_mb", "peak", 0.7),
-        ("USS idle", "uss_mb", "idle", 0.85),
-        ("USS peak", "uss_mb", "peak", 1.0),
+    fig, (left, middle, right) = charts.new_figure(3, 4.8, PANEL_HEIGHT)
+    charts.grouped_bars(
+        left,
+        [c.label for c in chosen],
+        {
+            "RSS idle": [c.rss_mb.idle for c in chosen],
+            "RSS peak": [c.rss_mb.peak for c in chosen],
+            "PSS peak": [c.pss_mb.peak for c in chosen],
+            "USS idle": [c.uss_mb.idle for c in chosen],
+            "USS peak": [c.uss_mb.peak for c in chosen],
+        },
+        title="idle and peak",
+        ylabel="MB (whole process tree)",
+        colors=[pool_color(c.pool) for c in chosen],
+        shades=(0.3, 0.5, 0.7, 0.85, 1.0),
+        rotation=30,
     )
-    for index, (name, figure, which, shade) in enumerate(series):
-        values = [num((c.get(figure) or {}).get(which)) for c in chosen]
-        left.bar(
-            [p + (index - 2) * width for p in positions],
-            [v if math.isfinite(v) else 0 for v in values],
-            width=width,
-            color=[_color(c) for c in chosen],
-            alpha=shade,
-            label=name,
-        )
-    left.set_xticks(
-        positions, labels=[label(c) for c in chosen], rotation=30, ha="right", fontsize=8
-    )
-    left.set_ylabel("MB (whole process tree)")
-    left.set_title("idle and peak", fontsize=10)
-    left.legend(fontsize=7)
-    left.grid(True, axis="y", alpha=0.3)
-    _bars(
-        middle,
-        chosen,
-        [num(c["uss_mb"]["peak"]) - num(c["uss_mb"]["idle"]) for c in chosen],
-        "{:,.1f}",
-    )
+    _pool_bars(middle, chosen, [c.uss_mb.peak - c.uss_mb.idle for c in chosen], "{:,.1f}")
     middle.set_ylabel("MB")
     middle.set_title("USS growth under load (peak − idle)", fontsize=10)
-    _bars(right, chosen, [num(c["uss_mb_per_slot"]) for c in chosen], "{:,.2f}")
+    _pool_bars(right, chosen, [c.uss_mb_per_slot for c in chosen], "{:,.2f}")
     right.set_ylabel("MB per unit of concurrency")
     right.set_title("USS peak / concurrency", fontsize=10)
     name = _save(fig, out, "report-memory.png", f"Memory of each consumer (profile {profile})")
@@ -192,16 +176,16 @@ def memory_chart(results: dict[str, Any], out: Path) -> Chart | None:
     )
 
 
-def efficiency_chart(results: dict[str, Any], out: Path) -> Chart | None:
-    profile, mode = main_profile(results), main_mode(results)
-    kinds = workloads(results)
-    fig, axes = _figure(len(kinds))
-    for ax, workload in zip(axes, kinds, strict=True):
-        chosen = cells(results, workload=workload, mode=mode, profile=profile)
-        _bars(ax, chosen, [num(c["efficiency"]) * 100 for c in chosen], "{:.0f}%")
+def efficiency_chart(run: BenchRun, out: Path) -> Chart | None:
+    profile, mode = main_profile(run), main_mode(run)
+
+    def draw(ax: Axes, workload: str, chosen: list[BenchCell]) -> None:
+        _pool_bars(ax, chosen, [c.efficiency * 100 for c in chosen], "{:.0f}%")
         ax.axhline(100, color="black", linewidth=0.8, linestyle="--")
         ax.set_ylabel("% of ceiling")
         ax.set_title(workload, fontsize=10)
+
+    fig = _per_workload(run, mode, profile, draw)
     name = _save(
         fig, out, "report-efficiency.png", f"Throughput as a share of the ceiling ({mode})"
     )
@@ -212,40 +196,30 @@ def efficiency_chart(results: dict[str, Any], out: Path) -> Chart | None:
     return Chart(name, "Efficiency against the ceiling", caption)
 
 
-def profiles_chart(results: dict[str, Any], out: Path) -> Chart | None:
-    profiles = list(results["config"]["profiles"])
+def profiles_chart(run: BenchRun, out: Path) -> Chart | None:
+    profiles = list(run.config.profiles)
     if len(profiles) < 2:
         return None
-    mode = main_mode(results)
-    kinds = workloads(results)
-    fig, axes = _figure(len(kinds))
-    for ax, workload in zip(axes, kinds, strict=True):
-        base = best_per_pool(cells(results, workload=workload, mode=mode, profile=profiles[0]))
-        width = 0.8 / len(profiles)
-        positions = list(range(len(base)))
-        for index, profile in enumerate(profiles):
-            values = []
-            for cell in base:
-                match = cells(
-                    results, workload=workload, mode=mode, profile=profile, pool=cell["pool"]
-                )
-                same = [c for c in match if c["concurrency"] == cell["concurrency"]]
-                values.append(num(same[0]["throughput_per_s"]) if same else math.nan)
-            ax.bar(
-                [p + index * width for p in positions],
-                [v if math.isfinite(v) else 0 for v in values],
-                width=width,
-                label=profile,
-                alpha=0.5 + 0.5 * index / max(len(profiles) - 1, 1),
-                color=[_color(c) for c in base],
-            )
-        centres = [p + width * (len(profiles) - 1) / 2 for p in positions]
-        labels = [label(c) for c in base]
-        ax.set_xticks(centres, labels=labels, rotation=30, ha="right", fontsize=8)
-        ax.set_ylabel("jobs/s")
-        ax.set_title(workload, fontsize=10)
-        ax.legend(fontsize=7)
-        ax.grid(True, axis="y", alpha=0.3)
+    mode = main_mode(run)
+
+    def draw(ax: Axes, workload: str, chosen: list[BenchCell]) -> None:
+        base = best_per_pool(chosen)
+        series = {
+            profile: [_rate_of(run, workload, mode, profile, cell) for cell in base]
+            for profile in profiles
+        }
+        charts.grouped_bars(
+            ax,
+            [c.label for c in base],
+            series,
+            title=workload,
+            ylabel="jobs/s",
+            colors=[pool_color(c.pool) for c in base],
+            shades=[0.5 + 0.5 * i / max(len(profiles) - 1, 1) for i in range(len(profiles))],
+            rotation=30,
+        )
+
+    fig = _per_workload(run, mode, profiles[0], draw)
     name = _save(
         fig, out, "report-profiles.png", f"What tuning buys ({mode}): " + " vs ".join(profiles)
     )
@@ -256,13 +230,23 @@ def profiles_chart(results: dict[str, Any], out: Path) -> Chart | None:
     )
 
 
-def _params(chosen: Sequence[Cell]) -> str:
-    if not chosen or not chosen[0]["params"]:
+def _rate_of(run: BenchRun, workload: str, mode: str, profile: str, like: BenchCell) -> float:
+    """The throughput of the cell like ``like`` (same pool and concurrency) in a profile."""
+    same = [
+        c
+        for c in cells(run, workload=workload, mode=mode, profile=profile, pool=like.pool)
+        if c.concurrency == like.concurrency
+    ]
+    return same[0].throughput_per_s if same else math.nan
+
+
+def _params(chosen: Sequence[BenchCell]) -> str:
+    if not chosen or not chosen[0].params:
         return ""
-    return "(" + ", ".join(f"{k}={v}" for k, v in chosen[0]["params"].items()) + ")"
+    return "(" + ", ".join(f"{k}={v}" for k, v in chosen[0].params.items()) + ")"
 
 
-def draw_charts(results: dict[str, Any], out: Path) -> list[Chart]:
+def draw_charts(run: BenchRun, out: Path) -> list[Chart]:
     drawn = []
     for draw in (
         throughput_chart,
@@ -272,7 +256,7 @@ def draw_charts(results: dict[str, Any], out: Path) -> list[Chart]:
         efficiency_chart,
         profiles_chart,
     ):
-        chart = draw(results, out)
+        chart = draw(run, out)
         if chart is not None:
             drawn.append(chart)
     return drawn

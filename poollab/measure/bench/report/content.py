@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from typing import Any
 
 from poollab.measure.bench.report.charts import Chart
 from poollab.measure.bench.report.document import (
@@ -17,65 +16,57 @@ from poollab.measure.bench.report.document import (
     Para,
     TableBlock,
 )
-from poollab.measure.bench.report.select import cells, main_mode, main_profile, num, workloads
+from poollab.measure.bench.report.select import cells, main_mode, main_profile, workloads
 from poollab.measure.bench.report.verdict import describe_workload, recommendation, workload_verdict
+from poollab.measure.bench.results import BenchCell, BenchRun, MemoryMb
+from poollab.measure.jsonrecord import to_json
+from poollab.measure.table import figure as _f
+from poollab.measure.table import percent as _pct
 
 # other processes' CPU use above this (cores, median over the cells) is reported as a warning
 BUSY_MACHINE_CORES = 0.25
 
 
-def _f(value: Any, fmt: str = ",.1f") -> str:
-    number = num(value)
-    return format(number, fmt) if math.isfinite(number) else "–"
-
-
-def _pct(value: Any) -> str:
-    number = num(value)
-    return f"{number * 100:.0f}%" if math.isfinite(number) else "–"
-
-
-def build_document(results: dict[str, Any], charts: list[Chart]) -> Document:
+def build_document(run: BenchRun, charts: list[Chart]) -> Document:
     doc = Document("Pool Lab: which pool should run these jobs?")
-    config = results["config"]
     doc.add(
         Para(
-            f"Measured {results['started_at']} on {results['machine']['cores']} cores "
-            f"({results['machine']['cpu_model']}), {len(results['cells'])} cells in "
-            f"{results['duration_s']:,.0f} s. The comparison below is drawn for profile "
-            f"**{main_profile(results)}**, throughput in **{main_mode(results)}** mode "
+            f"Measured {run.started_at} on {run.machine.cores} cores "
+            f"({run.machine.cpu_model}), {len(run.cells)} cells in "
+            f"{run.duration_s:,.0f} s. The comparison below is drawn for profile "
+            f"**{main_profile(run)}**, throughput in **{main_mode(run)}** mode "
             "(the consumer's own rate) and latency in live mode (end to end)."
         ),
-        Code(" ".join(results.get("command") or ["poollab", "bench"])),
+        Code(" ".join(run.command or ["poollab", "bench"])),
     )
-    if results.get("interrupted"):
+    if run.interrupted:
         doc.add(
             Heading(2, "Incomplete run"),
             Para("The run was stopped before every cell was measured; this is what it had."),
         )
-    _verdicts(doc, results)
-    _contention(doc, results)
+    _verdicts(doc, run)
+    _contention(doc, run)
     doc.add(Heading(1, "Charts"))
     for chart in charts:
         doc.add(Heading(2, chart.title), Para(chart.caption), Image(chart.file, chart.title))
     doc.add(Heading(1, "Every cell"))
-    for workload in workloads(results):
-        chosen = cells(results, workload=workload)
-        _cell_table(doc, workload, chosen, results)
-    _profiles(doc, results)
-    _publisher(doc, results)
-    _machine(doc, results)
-    _method(doc, results)
-    doc.add(Heading(1, "Configuration"), Code(json.dumps(config, indent=2)))
+    for workload in workloads(run):
+        _cell_table(doc, workload, cells(run, workload=workload), run)
+    _profiles(doc, run)
+    _publisher(doc, run)
+    _machine(doc, run)
+    _method(doc, run)
+    doc.add(Heading(1, "Configuration"), Code(json.dumps(to_json(run.config), indent=2)))
     return doc
 
 
-def _verdicts(doc: Document, results: dict[str, Any]) -> None:
+def _verdicts(doc: Document, run: BenchRun) -> None:
     doc.add(Heading(1, "Verdict"))
-    for workload in workloads(results):
-        lines = workload_verdict(results, workload)
+    for workload in workloads(run):
+        lines = workload_verdict(run, workload)
         if lines:
             doc.add(Bullets(lines))
-    picks = [r for w in workloads(results) if (r := recommendation(results, w))]
+    picks = [r for w in workloads(run) if (r := recommendation(run, w))]
     if picks:
         doc.add(
             Heading(2, "Recommendation"),
@@ -87,12 +78,8 @@ def _verdicts(doc: Document, results: dict[str, Any]) -> None:
         )
 
 
-def _contention(doc: Document, results: dict[str, Any]) -> None:
-    others = [
-        num(c["contention"].get("other_cores"))
-        for c in results["cells"]
-        if isinstance(c.get("contention"), dict)
-    ]
+def _contention(doc: Document, run: BenchRun) -> None:
+    others = [c.contention.other_cores for c in run.cells]
     others = [o for o in others if math.isfinite(o)]
     if not others:
         return
@@ -101,12 +88,11 @@ def _contention(doc: Document, results: dict[str, Any]) -> None:
         f"Other processes on the machine used a median of {median:.2f} cores (at most "
         f"{worst:.2f}) while the cells ran (the `contention` figures in results.json)."
     )
-    limit = num(results["config"].get("busy_cores", BUSY_MACHINE_CORES))
+    limit = run.config.busy_cores
     disturbed = [
-        f"{c['pool']} c={c['concurrency']} {c['workload']} {c['mode']} ({c['profile']}): "
-        f"{num(c['contention']['other_cores']):.2f}"
-        for c in results["cells"]
-        if isinstance(c.get("contention"), dict) and num(c["contention"].get("other_cores")) > limit
+        f"{c.label} {c.workload} {c.mode} ({c.profile}): {c.contention.other_cores:.2f}"
+        for c in run.cells
+        if c.contention.other_cores > limit
     ]
     if disturbed:
         text += (
@@ -123,9 +109,7 @@ def _contention(doc: Document, results: dict[str, Any]) -> None:
         doc.add(Para(text))
 
 
-def _cell_table(
-    doc: Document, workload: str, chosen: list[dict[str, Any]], results: dict[str, Any]
-) -> None:
+def _cell_table(doc: Document, workload: str, chosen: list[BenchCell], run: BenchRun) -> None:
     headers = [
         "pool",
         "c",
@@ -148,83 +132,88 @@ def _cell_table(
         "USS idle/peak/mean MB",
         "cores",
         "other cores",
+        "Redis commands/job",
+        "Redis connections/job",
     ]
     rows = []
     for c in chosen:
-        lat, rss, uss = c["latency_ms"], c["rss_mb"], c["uss_mb"]
-        pss = c.get("pss_mb") or {"idle": None, "peak": None, "mean": None}
+        lat = c.latency_ms
         rows.append(
             [
-                c["pool"],
-                str(c["concurrency"]),
-                c["profile"],
-                c["mode"],
-                str(c["jobs"]),
-                str(c["completed"]),
-                str(c["failed"]),
-                _f(c["throughput_per_s"]),
-                _f(c["ceiling_per_s"], ",.0f"),
-                _pct(c["efficiency"]),
-                str(c["bound"]),
+                c.pool,
+                str(c.concurrency),
+                c.profile,
+                c.mode,
+                str(c.jobs),
+                str(c.completed),
+                str(c.failed),
+                _f(c.throughput_per_s),
+                _f(c.ceiling_per_s, ",.0f"),
+                _pct(c.efficiency),
+                str(c.bound),
                 _f(lat.get("p50")),
                 _f(lat.get("p95")),
                 _f(lat.get("p99")),
                 _f(lat.get("max")),
-                _f(c["queue_wait_ms"].get("p50")),
-                f"{_f(rss['idle'], '.0f')}/{_f(rss['peak'], '.0f')}/{_f(rss['mean'], '.0f')}",
-                f"{_f(pss['idle'], '.0f')}/{_f(pss['peak'], '.0f')}/{_f(pss['mean'], '.0f')}",
-                f"{_f(uss['idle'], '.0f')}/{_f(uss['peak'], '.0f')}/{_f(uss['mean'], '.0f')}",
-                _f(c["cpu_cores"], ".2f"),
-                _f((c.get("contention") or {}).get("other_cores"), ".2f"),
-                _f((c.get("redis") or {}).get("commands_per_job"), ".1f"),
-                _f((c.get("redis") or {}).get("connections_per_job"), ".2f"),
+                _f(c.queue_wait_ms.get("p50")),
+                _memory(c.rss_mb),
+                _memory(c.pss_mb),
+                _memory(c.uss_mb),
+                _f(c.cpu_cores, ".2f"),
+                _f(c.contention.other_cores, ".2f"),
+                _f(c.redis.commands_per_job, ".1f"),
+                _f(c.redis.connections_per_job, ".2f"),
             ]
         )
-    params = chosen[0]["params"] if chosen else {}
+    params = chosen[0].params if chosen else {}
     doc.add(
-        Heading(2, describe_workload(workload, params, results["references"])),
+        Heading(2, describe_workload(workload, params, run.references)),
         TableBlock(headers, rows),
     )
 
 
-def _profiles(doc: Document, results: dict[str, Any]) -> None:
-    profiles = list(results["config"]["profiles"])
+def _memory(figures: MemoryMb) -> str:
+    return "/".join(_f(v, ".0f") for v in (figures.idle, figures.peak, figures.mean))
+
+
+def _profiles(doc: Document, run: BenchRun) -> None:
+    profiles = list(run.config.profiles)
     doc.add(Heading(1, "Settings profiles"))
     doc.add(
         Bullets(
             [
-                f"**{name}**: {results['profiles'][name]['summary']}"
+                f"**{name}**: {run.profiles[name].summary}"
                 for name in profiles
-                if name in results["profiles"]
+                if name in run.profiles
             ]
         )
     )
     if len(profiles) < 2:
         return
     first, last = profiles[0], profiles[-1]
-    mode = main_mode(results)
+    mode = main_mode(run)
     rows = []
-    for workload in workloads(results):
-        for cell in cells(results, workload=workload, mode=mode, profile=last):
+    for workload in workloads(run):
+        for cell in cells(run, workload=workload, mode=mode, profile=last):
             base = [
                 c
-                for c in cells(results, workload=workload, mode=mode, profile=first)
-                if c["pool"] == cell["pool"] and c["concurrency"] == cell["concurrency"]
+                for c in cells(run, workload=workload, mode=mode, profile=first)
+                if c.pool == cell.pool and c.concurrency == cell.concurrency
             ]
             if not base:
                 continue
-            before, after = num(base[0]["throughput_per_s"]), num(cell["throughput_per_s"])
+            before, after = base[0].throughput_per_s, cell.throughput_per_s
             gain = f"{after / before:.2f}×" if before > 0 else "–"
             rows.append(
                 [
                     workload,
-                    cell["pool"],
-                    str(cell["concurrency"]),
+                    cell.pool,
+                    str(cell.concurrency),
                     _f(before),
                     _f(after),
                     gain,
-                    _pct(base[0]["efficiency"]),
-                    _pct(cell["efficiency"]),
+                    _pct(base[0].efficiency),
+                    _pct(cell.efficiency),
                 ]
             )
     doc.add(
@@ -245,44 +234,46 @@ def _profiles(doc: Document, results: dict[str, Any]) -> None:
     )
 
 
-def _publisher(doc: Document, results: dict[str, Any]) -> None:
-    publisher = results.get("publisher") or {}
+def _publisher(doc: Document, run: BenchRun) -> None:
+    publisher = run.publisher
     lines = []
-    for mode, what in (("drain", "alone (consumer held)"), ("live", "beside a running consumer")):
-        figures = publisher.get(mode)
-        if isinstance(figures, dict):
+    for figures, what in (
+        (publisher.drain, "alone (consumer held)"),
+        (publisher.live, "beside a running consumer"),
+    ):
+        if figures is not None:
             lines.append(
-                f"{what}: median {_f(figures['median_per_s'], ',.0f')} jobs/s, best "
-                f"{_f(figures['max_per_s'], ',.0f')} jobs/s"
+                f"{what}: median {_f(figures.median_per_s, ',.0f')} jobs/s, best "
+                f"{_f(figures.max_per_s, ',.0f')} jobs/s"
             )
     if lines:
         doc.add(
             Heading(1, "The publisher's own rate"),
-            Para(str(publisher.get("method", ""))),
+            Para(publisher.method),
             Bullets(lines),
         )
 
 
-def _machine(doc: Document, results: dict[str, Any]) -> None:
-    machine = results["machine"]
-    libraries = ", ".join(f"{k} {v}" for k, v in machine["libraries"].items())
+def _machine(doc: Document, run: BenchRun) -> None:
+    machine = run.machine
+    libraries = ", ".join(f"{k} {v}" for k, v in machine.libraries.items())
     doc.add(
         Heading(1, "Machine"),
         Bullets(
             [
-                f"{machine['cores']} usable cores ({machine['logical_cpus']} logical), "
-                f"{machine['cpu_model']}, {machine['memory_mb']:,} MB",
-                f"{machine['os']}; Python {machine['python']} ({machine['python_implementation']})",
-                f"Redis {machine['redis_server']} ({results['config'].get('broker', '')})",
+                f"{machine.cores} usable cores ({machine.logical_cpus} logical), "
+                f"{machine.cpu_model}, {machine.memory_mb:,} MB",
+                f"{machine.os}; Python {machine.python} ({machine.python_implementation})",
+                f"Redis {machine.redis_server} ({run.config.broker})",
                 f"libraries: {libraries}",
-                f"load average at start: {machine['load_average_at_start']}",
+                f"load average at start: {machine.load_average_at_start}",
             ]
         ),
     )
 
 
-def _method(doc: Document, results: dict[str, Any]) -> None:
-    refs = results["references"]
+def _method(doc: Document, run: BenchRun) -> None:
+    refs = run.references
     doc.add(
         Heading(1, "Method"),
         Bullets(
@@ -296,11 +287,11 @@ def _method(doc: Document, results: dict[str, Any]) -> None:
                 "Latency = finished − sent; queue wait = started − sent (stamped by the "
                 "publisher and the consumer inside the result, no extra round trip).",
                 "Memory and CPU: the consumer samples its own process tree every "
-                f"{results['config']['sample_interval_s']} s (RSS and USS summed over the "
+                f"{run.config.sample_interval_s} s (RSS and USS summed over the "
                 "tree; CPU seconds / wall seconds).",
-                f"Ceilings ({refs['source']}): CPU-bound, {refs['cores']} cores × the solo "
-                f"rate ({_f(refs['solo_cpu_per_s'])} cpu jobs/s, {_f(refs['solo_noop_per_s'])} "
-                f"noop jobs/s); I/O, concurrency / {refs['io_latency_ms']} ms, or the CPU "
+                f"Ceilings ({refs.source}): CPU-bound, {refs.cores} cores × the solo "
+                f"rate ({_f(refs.solo_cpu_per_s)} cpu jobs/s, {_f(refs.solo_noop_per_s)} "
+                f"noop jobs/s); I/O, concurrency / {refs.io_latency_ms} ms, or the CPU "
                 "bound when lower; never more than concurrency / time per job. The CPU bound is "
                 "the machine's (all cores); a pool whose work runs on one thread (solo, "
                 "threads under the GIL, gevent, an event loop) can use one core, and a "

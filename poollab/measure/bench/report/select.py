@@ -1,15 +1,14 @@
-"""Picking cells out of results.json for the charts, tables and verdicts."""
+"""Picking cells out of a run for the charts, tables and verdicts."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
-from typing import Any
 
 from poollab.measure.bench.config import WORKLOADS
-from poollab.measure.bench.table import POOL_ORDER
+from poollab.measure.bench.results import BenchCell, BenchRun
 
-Cell = dict[str, Any]
+# the order pools are listed in: the baseline, then processes, threads, greenlets, a loop
+POOL_ORDER = ("solo", "prefork", "threads", "gevent", "asyncio")
 
 POOL_COLORS = {
     "solo": "#7f7f7f",
@@ -18,26 +17,22 @@ POOL_COLORS = {
     "gevent": "#2ca02c",
     "asyncio": "#9467bd",
 }
+OTHER_COLOR = "#555555"
 
 
-def num(value: Any) -> float:
-    """A figure from results.json, NaN when it could not be measured (null)."""
-    return float(value) if isinstance(value, int | float) else math.nan
-
-
-def main_profile(results: dict[str, Any]) -> str:
+def main_profile(run: BenchRun) -> str:
     """The profile the comparison is drawn for: tuned when the run has it."""
-    profiles = list(results["config"]["profiles"])
+    profiles = list(run.config.profiles)
     return "tuned" if "tuned" in profiles else profiles[-1]
 
 
-def main_mode(results: dict[str, Any]) -> str:
-    modes = list(results["config"]["modes"])
+def main_mode(run: BenchRun) -> str:
+    modes = list(run.config.modes)
     return "drain" if "drain" in modes else modes[0]
 
 
-def workloads(results: dict[str, Any]) -> list[str]:
-    present = {c["workload"] for c in results["cells"]}
+def workloads(run: BenchRun) -> list[str]:
+    present = {c.workload for c in run.cells}
     return [w for w in WORKLOADS if w in present]
 
 
@@ -45,41 +40,38 @@ def pool_rank(pool: str) -> int:
     return POOL_ORDER.index(pool) if pool in POOL_ORDER else len(POOL_ORDER)
 
 
+def pool_color(pool: str) -> str:
+    return POOL_COLORS.get(pool, OTHER_COLOR)
+
+
 def cells(
-    results: dict[str, Any],
+    run: BenchRun,
     *,
     workload: str | None = None,
     mode: str | None = None,
     profile: str | None = None,
     pool: str | None = None,
-) -> list[Cell]:
+) -> list[BenchCell]:
     chosen = [
         c
-        for c in results["cells"]
-        if (workload is None or c["workload"] == workload)
-        and (mode is None or c["mode"] == mode)
-        and (profile is None or c["profile"] == profile)
-        and (pool is None or c["pool"] == pool)
+        for c in run.cells
+        if (workload is None or c.workload == workload)
+        and (mode is None or c.mode == mode)
+        and (profile is None or c.profile == profile)
+        and (pool is None or c.pool == pool)
     ]
-    return sorted(chosen, key=lambda c: (pool_rank(c["pool"]), c["concurrency"]))
+    return sorted(chosen, key=lambda c: (pool_rank(c.pool), c.concurrency))
 
 
-def label(cell: Cell) -> str:
-    return f"{cell['pool']} c={cell['concurrency']}"
-
-
-def best(candidates: Iterable[Cell]) -> Cell | None:
+def best(candidates: Iterable[BenchCell]) -> BenchCell | None:
     """The cell with the highest throughput (ties: the least memory)."""
-    ranked = sorted(
-        candidates,
-        key=lambda c: (-num(c["throughput_per_s"]), num(c["uss_mb"].get("peak"))),
-    )
+    ranked = sorted(candidates, key=lambda c: (-c.throughput_per_s, c.uss_mb.peak))
     return ranked[0] if ranked else None
 
 
-def best_per_pool(candidates: Iterable[Cell]) -> list[Cell]:
-    by_pool: dict[str, list[Cell]] = {}
+def best_per_pool(candidates: Iterable[BenchCell]) -> list[BenchCell]:
+    by_pool: dict[str, list[BenchCell]] = {}
     for cell in candidates:
-        by_pool.setdefault(cell["pool"], []).append(cell)
+        by_pool.setdefault(cell.pool, []).append(cell)
     found = [best(group) for group in by_pool.values()]
-    return sorted((c for c in found if c), key=lambda c: pool_rank(c["pool"]))
+    return sorted((c for c in found if c), key=lambda c: pool_rank(c.pool))
