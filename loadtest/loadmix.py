@@ -174,9 +174,7 @@ def mix_from_options(options: Any) -> Mix:
 
 
 def default_pools() -> str:
-    from poollab.launcher.topology import available_pools
-
-    return ",".join(available_pools())
+    return ",".join(ALL_POOLS)
 
 
 def add_arguments(parser: Any) -> None:
