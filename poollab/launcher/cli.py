@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from rich.console import Console
@@ -20,6 +18,7 @@ from poollab.launcher.health import is_healthy
 from poollab.launcher.lab import Lab, LabError, broker_for_local_lab
 from poollab.launcher.topology import Service, build_services
 from poollab.settings import ALL_POOLS, PoolName, Settings
+from poollab.stopping import Stop, StopSignals
 
 console = Console(stderr=True)
 
@@ -56,14 +55,6 @@ def parse_pools(text: str) -> tuple[PoolName, ...]:
     return pools  # type: ignore[return-value]
 
 
-class _Stop(Exception):
-    pass
-
-
-def _raise_stop(signum: int, frame: FrameType | None) -> None:
-    raise _Stop(signal.Signals(signum).name)
-
-
 def _port_in_use(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -98,34 +89,31 @@ def run_up(args: argparse.Namespace) -> int:
         raise CliError(f"port already in use: {taken}")
     lab = Lab(settings, env, args.run_dir, on_event=lambda m: console.print(f"[dim]{m}[/]"))
     lab.redis = embedded
-    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        if embedded:
-            console.print(f"started an embedded Redis at {embedded.url}")
+    with StopSignals() as stop_signals:
         try:
-            lab.start(services, timeout_s=args.timeout)
-        except LabError as exc:
-            raise CliError(str(exc)) from None
-        print_services(services, broker_url)
-        console.print("[bold]The lab is up.[/] Ctrl-C stops it.")
-        while True:
-            for run in lab.exited():
-                console.print(
-                    f"[red]{run.service.name} exited with {run.process.returncode}[/]; "
-                    f"log: {run.log_path}"
-                )
-                lab.running.pop(run.service.name)
-                lab.write_state()
-            time.sleep(1.0)
-    except (_Stop, KeyboardInterrupt):
-        console.print("stopping the lab ...")
-    finally:
-        # a second signal must not interrupt the graceful stop half-way
-        for sig in previous:
-            signal.signal(sig, signal.SIG_IGN)
-        lab.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            if embedded:
+                console.print(f"started an embedded Redis at {embedded.url}")
+            try:
+                lab.start(services, timeout_s=args.timeout)
+            except LabError as exc:
+                raise CliError(str(exc)) from None
+            print_services(services, broker_url)
+            console.print("[bold]The lab is up.[/] Ctrl-C stops it.")
+            while True:
+                for run in lab.exited():
+                    console.print(
+                        f"[red]{run.service.name} exited with {run.process.returncode}[/]; "
+                        f"log: {run.log_path}"
+                    )
+                    lab.running.pop(run.service.name)
+                    lab.write_state()
+                time.sleep(1.0)
+        except (Stop, KeyboardInterrupt):
+            console.print("stopping the lab ...")
+        finally:
+            # a second signal must not interrupt the graceful stop half-way
+            stop_signals.ignore()
+            lab.stop()
     console.print("the lab is stopped")
     return 0
 
