@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-from types import TracebackType
 
 from poollab.measure.cpu import machine_busy_seconds
 from poollab.measure.proctree import tree_cpu_seconds
@@ -36,12 +35,7 @@ class BackgroundLoad:
         self._own = own_cpu_seconds()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         wall = time.monotonic() - self._start
         others = (machine_busy_seconds() - self._busy) - (own_cpu_seconds() - self._own)
         self.other_cores = max(0.0, others / wall) if wall > 0 else 0.0

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from matplotlib.axes import Axes
+
+from poollab.measure import charts
 from poollab.measure.progress import Advance
 
 T = TypeVar("T")
@@ -34,6 +37,22 @@ class DemoContext:
 
     def pick(self, quick: T, full: T) -> T:
         return quick if self.quick else full
+
+    def draw_chart(
+        self,
+        name: str,
+        title: str,
+        draw: Callable[[list[Axes]], None],
+        panels: int = 1,
+        width_per_panel: float = 6.0,
+    ) -> str | None:
+        """Draw an experiment's chart on ``panels`` axes and save it; None with charts off."""
+        path = self.chart_path(name)
+        if path is None:
+            return None
+        fig, axes = charts.new_figure(panels, width_per_panel)
+        draw(axes)
+        return charts.save(fig, path, title)
 
     def chart_path(self, name: str) -> Path | None:
         if not self.charts:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from poollab.demo import chart
+from matplotlib.axes import Axes
+
 from poollab.demo.budget import Deadline
 from poollab.demo.context import DemoContext
-from poollab.demo.result import Cell, DemoResult, Row, Verdict, ratio
+from poollab.demo.result import Cell, DemoResult, Row, Verdict, ratio, verdict_from
 from poollab.demo.subproc import run_child
 from poollab.demo.thread_limits import thread_cap
 
@@ -158,41 +159,41 @@ def _verdict(pairs: list[tuple[int, Row, Row]]) -> tuple[Verdict, str]:
             failures.append(f"at {units:,} coroutines held as much memory per unit as threads")
         if float(coroutine["create_us_per_unit"] or 0) >= float(thread["create_us_per_unit"] or 0):
             failures.append(f"at {units:,} coroutines were as slow to create as threads")
-    if failures:
-        return Verdict.NOT_HELD, "; ".join(failures)
-    units, coroutine, thread = pairs[-1]
-    return Verdict.HELD, (
+    return verdict_from(failures, lambda: _held_reason(*pairs[-1]))
+
+
+def _chart(ctx: DemoContext, rows: list[Row]) -> str | None:
+    def draw(axes: list[Axes]) -> None:
+        left, right = axes
+        measured = [r for r in rows if r.get("created")]
+        series_mem: dict[str, list[float]] = {}
+        series_time: dict[str, list[float]] = {}
+        xs: dict[str, list[float]] = {}
+        for r in measured:
+            kind = str(r["kind"])
+            xs.setdefault(kind, []).append(float(r["created"] or 0))
+            series_mem.setdefault(kind, []).append(float(r["rss_mb"] or 0))
+            series_time.setdefault(kind, []).append(float(r["create_ms"] or 0))
+        for ax, series, title, label in (
+            (left, series_mem, "memory held (RSS growth)", "MB (log)"),
+            (right, series_time, "time to create", "ms (log)"),
+        ):
+            for kind, values in series.items():
+                ax.plot(xs[kind], values, marker="o", label=kind)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("units created (log)")
+            ax.set_ylabel(label)
+            ax.set_title(title, fontsize=10)
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=8)
+
+    return ctx.draw_chart(NAME, "poollab demo coroutines-vs-threads", draw, panels=2)
+
+
+def _held_reason(units: int, coroutine: Row, thread: Row) -> str:
+    return (
         f"at {units:,} units: {coroutine['kb_per_unit']} KB and "
         f"{coroutine['create_us_per_unit']} us per coroutine against {thread['kb_per_unit']} KB "
         f"and {thread['create_us_per_unit']} us per thread"
     )
-
-
-def _chart(ctx: DemoContext, rows: list[Row]) -> str | None:
-    path = ctx.chart_path(NAME)
-    if path is None:
-        return None
-    fig, (left, right) = chart.new_figure(2)
-    measured = [r for r in rows if r.get("created")]
-    series_mem: dict[str, list[float]] = {}
-    series_time: dict[str, list[float]] = {}
-    xs: dict[str, list[float]] = {}
-    for r in measured:
-        kind = str(r["kind"])
-        xs.setdefault(kind, []).append(float(r["created"] or 0))
-        series_mem.setdefault(kind, []).append(float(r["rss_mb"] or 0))
-        series_time.setdefault(kind, []).append(float(r["create_ms"] or 0))
-    for ax, series, title, label in (
-        (left, series_mem, "memory held (RSS growth)", "MB (log)"),
-        (right, series_time, "time to create", "ms (log)"),
-    ):
-        for kind, values in series.items():
-            ax.plot(xs[kind], values, marker="o", label=kind)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("units created (log)")
-        ax.set_ylabel(label)
-        ax.set_title(title, fontsize=10)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-    return chart.save(fig, path, "poollab demo coroutines-vs-threads")

@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvloop
+from matplotlib.axes import Axes
 
-from poollab.demo import chart, loop_workloads
+from poollab.demo import loop_workloads
 from poollab.demo.budget import Deadline
 from poollab.demo.context import DemoContext
 from poollab.demo.result import Cell, DemoResult, Row, Verdict, ratio
+from poollab.measure import charts
 
 NAME = "event-loops"
 CLAIM = "uvloop runs the same asyncio network code faster than the default event loop."
@@ -156,24 +158,25 @@ def _verdict(speedups: dict[str, float]) -> tuple[Verdict, str]:
 
 
 def _chart(ctx: DemoContext, rows: list[Row]) -> str | None:
-    path = ctx.chart_path(NAME)
-    if path is None:
-        return None
-    fig, (ax,) = chart.new_figure(1, width_per_panel=7)
-    workloads = list(dict.fromkeys(str(r["workload"]) for r in rows))
-    chart.grouped_bars(
-        ax,
-        workloads,
-        {
-            loop: [
-                float(r["per_second"] or 0)
-                for w in workloads
-                for r in rows
-                if r["workload"] == w and r["loop"] == loop
-            ]
-            for loop in LOOPS
-        },
-        title="round trips per second on loopback (higher is better)",
-        ylabel="per second",
+    def draw(axes: list[Axes]) -> None:
+        (ax,) = axes
+        workloads = list(dict.fromkeys(str(r["workload"]) for r in rows))
+        charts.grouped_bars(
+            ax,
+            workloads,
+            {
+                loop: [
+                    float(r["per_second"] or 0)
+                    for w in workloads
+                    for r in rows
+                    if r["workload"] == w and r["loop"] == loop
+                ]
+                for loop in LOOPS
+            },
+            title="round trips per second on loopback (higher is better)",
+            ylabel="per second",
+        )
+
+    return ctx.draw_chart(
+        NAME, "poollab demo event-loops: asyncio vs uvloop", draw, width_per_panel=7
     )
-    return chart.save(fig, path, "poollab demo event-loops: asyncio vs uvloop")

@@ -11,11 +11,13 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from poollab.demo import chart
+from matplotlib.axes import Axes
+
 from poollab.demo.budget import Deadline, median, timed
 from poollab.demo.context import DemoContext
-from poollab.demo.result import Cell, DemoResult, Row, Section, Verdict, ratio
+from poollab.demo.result import Cell, DemoResult, Row, Section, Verdict, ratio, verdict_from
 from poollab.demo.workloads import factorial, noop, spin
+from poollab.measure import charts
 
 NAME = "executors"
 CLAIM = (
@@ -268,47 +270,47 @@ def _verdict(
     if crossover is None:
         largest = sweep[-1]["iterations"] if sweep else 0
         failures.append(f"processes never overtook threads up to {largest:,} iterations per job")
-    if failures:
-        return Verdict.NOT_HELD, "; ".join(failures)
-    return Verdict.HELD, (
-        f"{cpu} workers {more_workers_slower:.2f}x the time of 1 worker (talk: ~2x); threads "
-        f"{threads_faster:.0f}x faster than processes (talk: ~100x); a cold process pool wins "
-        f"from {crossover:,} iterations per job"
+    return verdict_from(
+        failures,
+        lambda: (
+            f"{cpu} workers {more_workers_slower:.2f}x the time of 1 worker (talk: ~2x); threads "
+            f"{threads_faster:.0f}x faster than processes (talk: ~100x); a cold process pool wins "
+            f"from {crossover:,} iterations per job"
+        ),
     )
 
 
 def _chart(
     ctx: DemoContext, tiny: list[Row], sweep: list[Row], crossover: int | None
 ) -> str | None:
-    path = ctx.chart_path(NAME)
-    if path is None:
-        return None
-    fig, (left, right) = chart.new_figure(2)
-    chart.bars(
-        left,
-        [str(row["config"]) for row in tiny],
-        [float(row["best_ms"] or 0) for row in tiny],
-        title=f"{JOBS} factorials of 1..10 (best run)",
-        ylabel="ms (log)",
-        log=True,
-    )
-    series = {
-        key.removesuffix("_ms"): [float(row[key] or 0) for row in sweep]
-        for key in ("loop_ms", "threads_ms", "processes_cold_ms", "processes_warm_ms")
-    }
-    chart.lines(
-        right,
-        [float(row["iterations"] or 0) for row in sweep],
-        series,
-        title=f"{JOBS} jobs of spin(n): where processes win",
-        xlabel="iterations per job (log)",
-        ylabel="ms (log)",
-        logx=True,
-        logy=True,
-    )
-    if crossover is not None:
-        right.axvline(crossover, color="grey", linestyle="--")
-    return chart.save(fig, path, "poollab demo executors")
+    def draw(axes: list[Axes]) -> None:
+        left, right = axes
+        charts.bars(
+            left,
+            [str(row["config"]) for row in tiny],
+            [float(row["best_ms"] or 0) for row in tiny],
+            title=f"{JOBS} factorials of 1..10 (best run)",
+            ylabel="ms (log)",
+            log=True,
+        )
+        series = {
+            key.removesuffix("_ms"): [float(row[key] or 0) for row in sweep]
+            for key in ("loop_ms", "threads_ms", "processes_cold_ms", "processes_warm_ms")
+        }
+        charts.lines(
+            right,
+            [float(row["iterations"] or 0) for row in sweep],
+            series,
+            title=f"{JOBS} jobs of spin(n): where processes win",
+            xlabel="iterations per job (log)",
+            ylabel="ms (log)",
+            logx=True,
+            logy=True,
+        )
+        if crossover is not None:
+            right.axvline(crossover, color="grey", linestyle="--")
+
+    return ctx.draw_chart(NAME, "poollab demo executors", draw, panels=2)
 
 
 def _pool_map(

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
-from poollab.demo.budget import Deadline
 from poollab.demo.context import DemoContext
-from poollab.demo.result import DemoResult, Verdict, skipped
+from poollab.demo.result import DemoResult, skipped
 from poollab.demo.runtime import free_threading_missing, this_python
 from poollab.demo.scaling import (
     CALLS,
     WORKERS,
     Scaling,
-    measure_round_robin,
-    scaling_chart,
-    scaling_rows,
+    measure_scaling,
+    parallel_verdict,
+    scaling_result,
     speedup,
+    spin_size,
+    usable_workers,
 )
-from poollab.demo.workloads import iterations_for, noop, seconds_per_spin_iteration, spin
+from poollab.demo.workloads import noop, spin
 
 NAME = "free-threading"
 CLAIM = (
@@ -35,38 +35,29 @@ def run(ctx: DemoContext) -> DemoResult:
     missing = free_threading_missing()
     if missing is not None:
         return skipped(NAME, CLAIM, TALK, missing)
-    cpu = os.cpu_count() or 1
-    size = iterations_for(ctx.pick(0.25, 1.6) / CALLS, seconds_per_spin_iteration())
-    repeats = ctx.pick(2, 3)
-    with ExitStack() as stack:
+    size = spin_size(ctx, 1.6)
+
+    def build(stack: ExitStack) -> list[Scaling]:
         items = []
         for workers in WORKERS:
             pool = stack.enter_context(ThreadPoolExecutor(workers))
             list(pool.map(noop, range(workers * 2)))
             items.append(Scaling("threads", workers, _work(pool, size)))
-        with ctx.progress.task("free-threading: threads", total=repeats) as advance:
-            measure_round_robin(items, repeats, Deadline(ctx.pick(7.0, 50.0)), advance)
-    rows = scaling_rows(items)
-    usable = min(cpu, max(WORKERS))
+        return items
+
+    rows = measure_scaling(ctx, "free-threading: threads", build, full_budget_s=50.0)
+    cpu, usable = usable_workers()
     gained = speedup(rows, "threads", usable)
-    if cpu < 2:
-        verdict, reason = Verdict.NOT_HELD, "one core: threads cannot run in parallel here"
-    elif gained >= SPEEDUP:
-        verdict, reason = Verdict.HELD, f"{usable} threads {gained:.2f}x faster than 1"
-    else:
-        verdict, reason = Verdict.NOT_HELD, f"{usable} threads only {gained:.2f}x faster than 1"
-    return DemoResult(
+    return scaling_result(
+        ctx,
         name=NAME,
         claim=CLAIM,
         talk=TALK,
-        columns=["kind", "workers", "seconds", "speedup", "cores_used"],
         rows=rows,
-        verdict=verdict,
-        reason=reason,
+        verdict=parallel_verdict(cpu, gained, SPEEDUP, "threads"),
         summary={f"thread_speedup_{usable}": round(gained, 2), "python": this_python()},
         notes=[f"held means: {usable} threads at least {SPEEDUP}x faster than 1"],
-        chart=scaling_chart(ctx, NAME, rows, "poollab demo free-threading: threads, GIL off"),
-        quick=ctx.quick,
+        chart_title="poollab demo free-threading: threads, GIL off",
     )
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from poollab.demo import chart
+from matplotlib.axes import Axes
+
 from poollab.demo.context import DemoContext
-from poollab.demo.result import DemoResult, Row, Verdict, ratio
+from poollab.demo.result import DemoResult, Row, Verdict, ratio, verdict_from
 from poollab.demo.slow_server import SlowEchoServer
 from poollab.demo.subproc import run_child
 
@@ -111,25 +112,27 @@ def _verdict(rows: list[Row], serial: float) -> tuple[Verdict, str]:
         failures.append(f"unpatched greenlets overlapped ({slow:.2f} s for {serial:.2f} s serial)")
     if fast >= OVERLAP_SHARE * slow:
         failures.append(f"patched greenlets did not overlap ({fast:.2f} s against {slow:.2f} s)")
-    if failures:
-        return Verdict.NOT_HELD, "; ".join(failures)
-    return Verdict.HELD, (
-        f"unpatched {slow:.2f} s (one after another: {serial:.2f} s serial); patched "
-        f"{fast:.2f} s, {ratio(slow, fast):.0f}x faster"
+    return verdict_from(
+        failures,
+        lambda: (
+            f"unpatched {slow:.2f} s (one after another: {serial:.2f} s serial); patched "
+            f"{fast:.2f} s, {ratio(slow, fast):.0f}x faster"
+        ),
     )
 
 
 def _chart(ctx: DemoContext, answers: dict[str, dict[str, Any]]) -> str | None:
-    path = ctx.chart_path(NAME)
-    if path is None:
-        return None
-    fig, (ax,) = chart.new_figure(1, width_per_panel=7)
-    for mode, answer in answers.items():
-        finished = [float(t) for t in answer["finished_s"]]
-        ax.step(finished, range(1, len(finished) + 1), where="post", label=mode)
-    ax.set_xlabel("seconds since the greenlets were spawned")
-    ax.set_ylabel("requests completed")
-    ax.set_title("blocking sockets in greenlets", fontsize=10)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    return chart.save(fig, path, "poollab demo gevent-patch: monkey-patching")
+    def draw(axes: list[Axes]) -> None:
+        (ax,) = axes
+        for mode, answer in answers.items():
+            finished = [float(t) for t in answer["finished_s"]]
+            ax.step(finished, range(1, len(finished) + 1), where="post", label=mode)
+        ax.set_xlabel("seconds since the greenlets were spawned")
+        ax.set_ylabel("requests completed")
+        ax.set_title("blocking sockets in greenlets", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+
+    return ctx.draw_chart(
+        NAME, "poollab demo gevent-patch: monkey-patching", draw, width_per_panel=7
+    )

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack
 
-from poollab.demo.budget import Deadline
 from poollab.demo.context import DemoContext
-from poollab.demo.result import DemoResult, Verdict
+from poollab.demo.result import DemoResult, Verdict, verdict_from
 from poollab.demo.scaling import (
     CALLS,
     WORKERS,
     Scaling,
-    measure_round_robin,
-    scaling_chart,
-    scaling_rows,
+    measure_scaling,
+    scaling_result,
     speedup,
+    spin_size,
+    usable_workers,
 )
-from poollab.demo.workloads import iterations_for, noop, seconds_per_spin_iteration, spin
+from poollab.demo.workloads import noop, spin
 
 NAME = "gil"
 CLAIM = (
@@ -34,11 +33,9 @@ PROCESS_SPEEDUP = 1.4
 
 
 def run(ctx: DemoContext) -> DemoResult:
-    cpu = os.cpu_count() or 1
-    serial_seconds = ctx.pick(0.25, 1.2)
-    size = iterations_for(serial_seconds / CALLS, seconds_per_spin_iteration())
-    repeats = ctx.pick(2, 3)
-    with ExitStack() as stack:
+    size = spin_size(ctx, 1.2)
+
+    def build(stack: ExitStack) -> list[Scaling]:
         items = []
         for kind in ("threads", "processes"):
             for workers in WORKERS:
@@ -46,21 +43,19 @@ def run(ctx: DemoContext) -> DemoResult:
                 # start every worker before timing: the figures are the work, not the start-up
                 list(pool.map(noop, range(workers * 2)))
                 items.append(Scaling(kind, workers, _work(pool, size)))
-        with ctx.progress.task("gil: threads and processes", total=repeats) as advance:
-            measure_round_robin(items, repeats, Deadline(ctx.pick(7.0, 35.0)), advance)
-    rows = scaling_rows(items)
+        return items
+
+    rows = measure_scaling(ctx, "gil: threads and processes", build, full_budget_s=35.0)
     best_thread = max(speedup(rows, "threads", k) for k in WORKERS[1:])
-    usable = min(cpu, max(WORKERS))
+    cpu, usable = usable_workers()
     process_speedup = speedup(rows, "processes", usable)
-    verdict, reason = _verdict(cpu, best_thread, process_speedup, usable)
-    return DemoResult(
+    return scaling_result(
+        ctx,
         name=NAME,
         claim=CLAIM,
         talk=TALK,
-        columns=["kind", "workers", "seconds", "speedup", "cores_used"],
         rows=rows,
-        verdict=verdict,
-        reason=reason,
+        verdict=_verdict(cpu, best_thread, process_speedup, usable),
         summary={
             "calls": CALLS,
             "iterations_per_call": size,
@@ -75,8 +70,7 @@ def run(ctx: DemoContext) -> DemoResult:
             f"held means: threads within {THREAD_TOLERANCE}x of 1 thread, and {usable} "
             f"processes at least {PROCESS_SPEEDUP}x faster than 1",
         ],
-        chart=scaling_chart(ctx, NAME, rows, "poollab demo gil: CPU-bound Python, workers 1/2/4"),
-        quick=ctx.quick,
+        chart_title="poollab demo gil: CPU-bound Python, workers 1/2/4",
     )
 
 
@@ -103,9 +97,10 @@ def _verdict(
             f"{usable} processes only {process_speedup:.2f}x faster than 1 "
             "(other load on the machine takes the cores?)"
         )
-    if failures:
-        return Verdict.NOT_HELD, "; ".join(failures)
-    return Verdict.HELD, (
-        f"best thread speed-up {best_thread:.2f}x (none); {usable} processes "
-        f"{process_speedup:.2f}x faster than 1 on {cpu} cores"
+    return verdict_from(
+        failures,
+        lambda: (
+            f"best thread speed-up {best_thread:.2f}x (none); {usable} processes "
+            f"{process_speedup:.2f}x faster than 1 on {cpu} cores"
+        ),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from poollab.measure.jsonrecord import JsonRecord
@@ -69,6 +70,16 @@ def skipped(name: str, claim: str, talk: str, status: str) -> DemoResult:
         verdict=Verdict.SKIPPED,
         reason=status.removeprefix("skipped: "),
     )
+
+
+def verdict_from(failures: list[str], held: Callable[[], str]) -> tuple[Verdict, str]:
+    """Held, for the reason ``held()`` gives, when nothing failed; else every failure.
+
+    ``held`` is called only then: its figures may not exist when the claim failed.
+    """
+    if failures:
+        return Verdict.NOT_HELD, "; ".join(failures)
+    return Verdict.HELD, held()
 
 
 def ratio(numerator: float, denominator: float) -> float:

@@ -3,19 +3,25 @@ free-threading and sub-interpreter experiments."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 
-from poollab.demo import chart
+from matplotlib.axes import Axes
+
 from poollab.demo.background import own_cpu_seconds
 from poollab.demo.budget import Deadline
 from poollab.demo.context import DemoContext
-from poollab.demo.result import Row, ratio
+from poollab.demo.result import Cell, DemoResult, Row, Verdict, ratio
+from poollab.demo.workloads import iterations_for, seconds_per_spin_iteration
+from poollab.measure import charts
 from poollab.measure.progress import Advance
 
 WORKERS = (1, 2, 4)
 CALLS = 16  # divisible by every worker count, so no worker idles at the end
+SCALING_COLUMNS = ["kind", "workers", "seconds", "speedup", "cores_used"]
 
 
 @dataclass
@@ -72,22 +78,89 @@ def speedup(rows: list[Row], kind: str, workers: int) -> float:
 
 
 def scaling_chart(ctx: DemoContext, name: str, rows: list[Row], title: str) -> str | None:
-    path = ctx.chart_path(name)
-    if path is None:
-        return None
     kinds = list(dict.fromkeys(str(r["kind"]) for r in rows))
-    fig, (left, right) = chart.new_figure(2)
-    for ax, column, subtitle, label in (
-        (left, "speedup", "speed-up over 1 worker (higher is better)", "x"),
-        (right, "cores_used", "cores kept busy", "cores"),
-    ):
-        chart.grouped_bars(
-            ax,
-            [str(k) for k in WORKERS],
-            {kind: [float(r[column] or 0) for r in rows if r["kind"] == kind] for kind in kinds},
-            title=subtitle,
-            ylabel=label,
-        )
-        ax.set_xlabel("workers")
-    left.axhline(1.0, color="grey", linestyle="--")
-    return chart.save(fig, path, title)
+
+    def draw(axes: list[Axes]) -> None:
+        left, right = axes
+        for ax, column, subtitle, label in (
+            (left, "speedup", "speed-up over 1 worker (higher is better)", "x"),
+            (right, "cores_used", "cores kept busy", "cores"),
+        ):
+            charts.grouped_bars(
+                ax,
+                [str(k) for k in WORKERS],
+                {
+                    kind: [float(r[column] or 0) for r in rows if r["kind"] == kind]
+                    for kind in kinds
+                },
+                title=subtitle,
+                ylabel=label,
+            )
+            ax.set_xlabel("workers")
+        left.axhline(1.0, color="grey", linestyle="--")
+
+    return ctx.draw_chart(name, title, draw, panels=2)
+
+
+def spin_size(ctx: DemoContext, full_serial_s: float) -> int:
+    """Iterations of spin() per call so that all the calls take about this long on one core."""
+    return iterations_for(ctx.pick(0.25, full_serial_s) / CALLS, seconds_per_spin_iteration())
+
+
+def measure_scaling(
+    ctx: DemoContext,
+    description: str,
+    build: Callable[[ExitStack], list[Scaling]],
+    full_budget_s: float,
+) -> list[Row]:
+    """Measure what ``build`` sets up (its pools closed after), round-robin, within a budget."""
+    repeats = ctx.pick(2, 3)
+    with ExitStack() as stack:
+        items = build(stack)
+        with ctx.progress.task(description, total=repeats) as advance:
+            measure_round_robin(items, repeats, Deadline(ctx.pick(7.0, full_budget_s)), advance)
+    return scaling_rows(items)
+
+
+def usable_workers() -> tuple[int, int]:
+    """The machine's CPUs, and the most workers that can run in parallel on them."""
+    cpu = os.cpu_count() or 1
+    return cpu, min(cpu, max(WORKERS))
+
+
+def parallel_verdict(cpu: int, gained: float, needed: float, what: str) -> tuple[Verdict, str]:
+    """Held when ``what`` ran at least ``needed`` times faster with every usable core."""
+    usable = min(cpu, max(WORKERS))
+    if cpu < 2:
+        return Verdict.NOT_HELD, f"one core: {what} cannot run in parallel here"
+    if gained >= needed:
+        return Verdict.HELD, f"{usable} {what} {gained:.2f}x faster than 1"
+    return Verdict.NOT_HELD, f"{usable} {what} only {gained:.2f}x faster than 1"
+
+
+def scaling_result(
+    ctx: DemoContext,
+    *,
+    name: str,
+    claim: str,
+    talk: str,
+    rows: list[Row],
+    verdict: tuple[Verdict, str],
+    summary: dict[str, Cell],
+    notes: list[str],
+    chart_title: str,
+) -> DemoResult:
+    """The result of a scaling experiment: its rows, the verdict and the speed-up chart."""
+    return DemoResult(
+        name=name,
+        claim=claim,
+        talk=talk,
+        columns=SCALING_COLUMNS,
+        rows=rows,
+        verdict=verdict[0],
+        reason=verdict[1],
+        summary=summary,
+        notes=notes,
+        chart=scaling_chart(ctx, name, rows, chart_title),
+        quick=ctx.quick,
+    )

@@ -7,9 +7,11 @@ import threading
 import time
 from dataclasses import dataclass
 
-from poollab.demo import chart
+from matplotlib.axes import Axes
+
 from poollab.demo.context import DemoContext
 from poollab.demo.result import DemoResult, Row, Verdict, ratio
+from poollab.measure import charts
 
 NAME = "sleep"
 CLAIM = (
@@ -134,20 +136,21 @@ def _verdict(
 def _chart(
     ctx: DemoContext, sleepers: list[_Sleeper], sequential: float, threaded: float
 ) -> str | None:
-    path = ctx.chart_path(NAME)
-    if path is None:
-        return None
-    fig, (left, right) = chart.new_figure(2)
-    chart.timeline(
-        left,
-        [(s.name, s.started, s.finished) for s in sleepers],
-        title="sleepers in threads: when each ran",
+    def draw(axes: list[Axes]) -> None:
+        left, right = axes
+        charts.timeline(
+            left,
+            [(s.name, s.started, s.finished) for s in sleepers],
+            title="sleepers in threads: when each ran",
+        )
+        charts.bars(
+            right,
+            ["one after another", "in threads"],
+            [sequential, threaded],
+            title="wall time",
+            ylabel="seconds",
+        )
+
+    return ctx.draw_chart(
+        NAME, "poollab demo sleep: time.sleep in threads overlaps", draw, panels=2
     )
-    chart.bars(
-        right,
-        ["one after another", "in threads"],
-        [sequential, threaded],
-        title="wall time",
-        ylabel="seconds",
-    )
-    return chart.save(fig, path, "poollab demo sleep: time.sleep in threads overlaps")

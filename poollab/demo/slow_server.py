@@ -9,7 +9,6 @@ from __future__ import annotations
 import socketserver
 import threading
 import time
-from types import TracebackType
 
 from poollab.demo.loopback import HOST
 
@@ -45,12 +44,7 @@ class SlowEchoServer:
         self._thread.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)

@@ -15,11 +15,13 @@ from multiprocessing.connection import Connection
 from typing import cast
 
 import psutil
+from matplotlib.axes import Axes
 
-from poollab.demo import chart, start_methods_child
+from poollab.demo import start_methods_child
 from poollab.demo.budget import Deadline
 from poollab.demo.context import DemoContext
-from poollab.demo.result import Cell, DemoResult, Row, Verdict, ratio
+from poollab.demo.result import Cell, DemoResult, Row, Verdict, ratio, verdict_from
+from poollab.measure import charts
 
 NAME = "start-methods"
 CLAIM = (
@@ -248,41 +250,43 @@ def _verdict(rows: list[Row]) -> tuple[Verdict, str]:
         failures.append("the forked child did not share the heap before reading it")
     if grew < heap / 2:
         failures.append(f"reading the heap grew the child's USS by only {grew:.0f} MB")
-    if failures:
-        return Verdict.NOT_HELD, "; ".join(failures)
-    return Verdict.HELD, (
-        f"fork started {faster:.0f}x faster than spawn; a forked child of a {heap:.0f} MB "
-        f"heap held {float(fork['child_uss_mb'] or 0):.1f} MB of its own until it read the "
-        f"heap, then {float(fork['uss_after_read_mb'] or 0):.0f} MB"
+    return verdict_from(
+        failures,
+        lambda: (
+            f"fork started {faster:.0f}x faster than spawn; a forked child of a {heap:.0f} MB "
+            f"heap held {float(fork['child_uss_mb'] or 0):.1f} MB of its own until it read the "
+            f"heap, then {float(fork['uss_after_read_mb'] or 0):.0f} MB"
+        ),
     )
 
 
 def _chart(ctx: DemoContext, rows: list[Row]) -> str | None:
-    path = ctx.chart_path(NAME)
-    if path is None:
-        return None
-    fig, (left, right) = chart.new_figure(2)
-    labels = [f"{r['method']}\n{_heap_label(r)}" for r in rows]
-    chart.bars(
-        left,
-        labels,
-        [float(r["start_ms"] or 0) for r in rows],
-        title="time to start a child (median)",
-        ylabel="ms (log)",
-        log=True,
+    def draw(axes: list[Axes]) -> None:
+        left, right = axes
+        labels = [f"{r['method']}\n{_heap_label(r)}" for r in rows]
+        charts.bars(
+            left,
+            labels,
+            [float(r["start_ms"] or 0) for r in rows],
+            title="time to start a child (median)",
+            ylabel="ms (log)",
+            log=True,
+        )
+        charts.grouped_bars(
+            right,
+            labels,
+            {
+                "USS at start": [float(r["child_uss_mb"] or 0) for r in rows],
+                "USS after reading heap": [float(r["uss_after_read_mb"] or 0) for r in rows],
+                "RSS": [float(r["child_rss_mb"] or 0) for r in rows],
+            },
+            title="child memory",
+            ylabel="MB",
+        )
+
+    return ctx.draw_chart(
+        NAME, "poollab demo start-methods: fork, spawn, forkserver", draw, panels=2
     )
-    chart.grouped_bars(
-        right,
-        labels,
-        {
-            "USS at start": [float(r["child_uss_mb"] or 0) for r in rows],
-            "USS after reading heap": [float(r["uss_after_read_mb"] or 0) for r in rows],
-            "RSS": [float(r["child_rss_mb"] or 0) for r in rows],
-        },
-        title="child memory",
-        ylabel="MB",
-    )
-    return chart.save(fig, path, "poollab demo start-methods: fork, spawn, forkserver")
 
 
 def _heap_label(row: Row) -> str:

@@ -4,7 +4,6 @@ GIL (PEP 684), against the same work in threads of one interpreter."""
 from __future__ import annotations
 
 import inspect
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -12,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from types import ModuleType
 
-from poollab.demo.budget import Deadline
 from poollab.demo.context import DemoContext
 from poollab.demo.result import DemoResult, Verdict, skipped
 from poollab.demo.runtime import interpreters_module, subinterpreters_missing, this_python
@@ -20,12 +18,14 @@ from poollab.demo.scaling import (
     CALLS,
     WORKERS,
     Scaling,
-    measure_round_robin,
-    scaling_chart,
-    scaling_rows,
+    measure_scaling,
+    parallel_verdict,
+    scaling_result,
     speedup,
+    spin_size,
+    usable_workers,
 )
-from poollab.demo.workloads import iterations_for, noop, seconds_per_spin_iteration, spin
+from poollab.demo.workloads import noop, spin
 
 NAME = "subinterpreters"
 CLAIM = (
@@ -67,11 +67,10 @@ def run(ctx: DemoContext) -> DemoResult:
     if missing is not None or module is None:
         return skipped(NAME, CLAIM, TALK, missing or "skipped: no interpreters module")
     interpreters = _Interpreters(module)
-    cpu = os.cpu_count() or 1
-    size = iterations_for(ctx.pick(0.25, 1.6) / CALLS, seconds_per_spin_iteration())
-    repeats = ctx.pick(2, 3)
+    size = spin_size(ctx, 1.6)
     create_ms: list[float] = []
-    with ExitStack() as stack:
+
+    def build(stack: ExitStack) -> list[Scaling]:
         items = []
         for workers in WORKERS:
             handles = []
@@ -83,39 +82,27 @@ def run(ctx: DemoContext) -> DemoResult:
                 handles.append(handle)
             pool = stack.enter_context(ThreadPoolExecutor(workers))
             code = _code(CALLS // workers, size)
-            items.append(
-                Scaling(
-                    "subinterpreters", workers, _in_interpreters(pool, interpreters, handles, code)
-                )
-            )
+            work = _in_interpreters(pool, interpreters, handles, code)
+            items.append(Scaling("subinterpreters", workers, work))
             threads = stack.enter_context(ThreadPoolExecutor(workers))
             list(threads.map(noop, range(workers * 2)))
             items.append(Scaling("threads", workers, _in_threads(threads, size)))
-        with ctx.progress.task("subinterpreters: interpreters and threads", repeats) as advance:
-            measure_round_robin(items, repeats, Deadline(ctx.pick(7.0, 50.0)), advance)
-    rows = scaling_rows(items)
-    usable = min(cpu, max(WORKERS))
+        return items
+
+    description = "subinterpreters: interpreters and threads"
+    rows = measure_scaling(ctx, description, build, full_budget_s=50.0)
+    cpu, usable = usable_workers()
     gained = speedup(rows, "subinterpreters", usable)
-    if cpu < 2:
-        verdict, reason = Verdict.NOT_HELD, "one core: interpreters cannot run in parallel here"
-    elif gained >= SPEEDUP:
-        verdict, reason = (
-            Verdict.HELD,
-            (
-                f"{usable} interpreters {gained:.2f}x faster than 1; {usable} threads "
-                f"{speedup(rows, 'threads', usable):.2f}x"
-            ),
-        )
-    else:
-        verdict, reason = Verdict.NOT_HELD, f"{usable} interpreters only {gained:.2f}x faster"
-    return DemoResult(
+    verdict, reason = parallel_verdict(cpu, gained, SPEEDUP, "interpreters")
+    if verdict is Verdict.HELD:
+        reason += f"; {usable} threads {speedup(rows, 'threads', usable):.2f}x"
+    return scaling_result(
+        ctx,
         name=NAME,
         claim=CLAIM,
         talk=TALK,
-        columns=["kind", "workers", "seconds", "speedup", "cores_used"],
         rows=rows,
-        verdict=verdict,
-        reason=reason,
+        verdict=(verdict, reason),
         summary={
             f"interpreter_speedup_{usable}": round(gained, 2),
             "create_interpreter_ms": round(statistics.median(create_ms), 2),
@@ -123,8 +110,7 @@ def run(ctx: DemoContext) -> DemoResult:
             "module": module.__name__,
         },
         notes=[f"held means: {usable} interpreters at least {SPEEDUP}x faster than 1"],
-        chart=scaling_chart(ctx, NAME, rows, "poollab demo subinterpreters"),
-        quick=ctx.quick,
+        chart_title="poollab demo subinterpreters",
     )
 
 

@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from poollab.demo.result import Cell, DemoResult, Row, Verdict
+from poollab.measure.table import MISSING, rich_table
 
 _VERDICT_STYLE = {
     Verdict.HELD: "bold green",
@@ -21,7 +22,7 @@ _VERDICT_STYLE = {
 
 def format_cell(value: Cell) -> str:
     if value is None:
-        return "-"
+        return MISSING
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
@@ -45,12 +46,13 @@ def _format_float(value: float) -> str:
 
 
 def build_table(title: str, columns: list[str], rows: list[Row], caption: str | None) -> Table:
-    table = Table(title=title, caption=caption, title_justify="left")
-    for column in columns:
-        table.add_column(column, justify="left" if column in _TEXT_COLUMNS else "right")
-    for row in rows:
-        table.add_row(*(format_cell(row.get(column)) for column in columns))
-    return table
+    return rich_table(
+        title,
+        columns,
+        ([format_cell(row.get(column)) for column in columns] for row in rows),
+        text_columns=_TEXT_COLUMNS,
+        caption=caption,
+    )
 
 
 # columns that hold labels rather than figures read better left-aligned

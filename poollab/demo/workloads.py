@@ -14,10 +14,6 @@ def spin(n: int) -> int:
     return total
 
 
-def spin_batch(sizes: list[int]) -> int:
-    return sum(spin(n) for n in sizes)
-
-
 def factorial(n: int) -> int:
     return math.factorial(n)
 

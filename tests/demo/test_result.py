@@ -42,7 +42,7 @@ def test_skipped_result_carries_its_status() -> None:
 
 
 def test_format_cell() -> None:
-    assert format_cell(None) == "-"
+    assert format_cell(None) == "–"
     assert format_cell(True) == "yes"
     assert format_cell(12345) == "12,345"
     assert format_cell(1234.5) == "1,234"

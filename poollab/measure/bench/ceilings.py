@@ -1,9 +1,10 @@
 """Reference ceilings: what a cell could do at best, so that every result is also a ratio.
 
-Per DESIGN.md: CPU-bound work, ``cores × solo rate`` (the solo pool's drain rate on the same
+CPU-bound work: ``cores × solo rate`` (the solo pool's drain rate on the same
 jobs, measured in the same run); I/O-bound work, ``concurrency / latency``, or the CPU bound
 when lower. A pool cannot run more jobs at once than its concurrency either, so the slot
 bound ``concurrency / time per job`` applies to every workload (it is what holds for solo).
+The same definitions for the reader of results.json: docs/results-format.md.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def ceiling(refs: References, workload: str, concurrency: int) -> Ceiling:
         return Ceiling(math.nan, "unknown")
     cpu_bound = refs.cores / cpu_s
     waits = workload in WAITING_WORKLOADS
-    # sleep and io: concurrency / latency as DESIGN.md states it; mixed adds its CPU part
+    # sleep and io: concurrency / latency; mixed adds its CPU part
     per_job = refs.wait_seconds(workload) + (cpu_s if not waits or workload == "mixed" else 0)
     slot_bound = concurrency / per_job
     if slot_bound <= cpu_bound:

@@ -6,8 +6,8 @@ Two modes:
   the consumer is thawed. Throughput is the consumer's own rate: jobs started after the
   release / (last finish − first start after the release).
   Latency and queue wait include the time the jobs sat in the held queue.
-* **live**: the bench publishes while the consumer runs, end to end as DESIGN.md defines
-  it: completed / (last finish − first send).
+* **live**: the bench publishes while the consumer runs, end to end: completed / (last
+  finish − first send).
 
 Either way the publisher's rate is reported: jobs / seconds ``publish`` took.
 """

@@ -8,7 +8,6 @@ import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -24,6 +23,7 @@ from poollab.measure.bench.config import (
     parse_list,
 )
 from poollab.measure.bench.profiles import PROFILES
+from poollab.stopping import StopSignals
 
 if TYPE_CHECKING:
     from poollab.measure.bench.results import BenchRun
@@ -204,13 +204,11 @@ def run(args: argparse.Namespace) -> int:
         config = build_config(args)
         console.print(f"results go to [bold]{config.out}[/]")
         # SIGTERM stops the run like Ctrl-C: the lab's processes are stopped, not orphaned
-        previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
-            finished = run_bench(config, dict(os.environ), console, command=sys.argv)
+            with StopSignals((signal.SIGTERM,), raise_as=KeyboardInterrupt):
+                finished = run_bench(config, dict(os.environ), console, command=sys.argv)
         except BenchError as exc:
             raise CliError(str(exc)) from None
-        finally:
-            signal.signal(signal.SIGTERM, previous)
         out = config.out
     stdout = Console()
     # a pipe or a log gets a width that fits the table, not the 80 columns rich assumes
@@ -218,10 +216,6 @@ def run(args: argparse.Namespace) -> int:
     written = write_reports(finished, out)
     console.print(f"wrote {', '.join(str(p) for p in written)}")
     return 130 if finished.interrupted else 0
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def write_reports(run: BenchRun, out: Path) -> list[Path]:

@@ -27,7 +27,7 @@ from poollab.launcher.redis_server import free_port
 from poollab.launcher.topology import Service, build_services, nodename
 from poollab.measure.bench.profiles import Profile, worker_service
 from poollab.measure.samples import read_samples
-from poollab.settings import CELERY_POOLS, Settings
+from poollab.settings import Settings
 
 # how long a consumer may take to write its first samples: its hook layer starts sampling
 # once it is ready, so a consumer that writes none by then is broken, not slow
@@ -54,10 +54,6 @@ class WorkerRun:
     @property
     def node(self) -> str:
         return self.service.target
-
-    @property
-    def is_celery(self) -> bool:
-        return self.pool in CELERY_POOLS
 
 
 def _port_free(port: int) -> bool:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import statistics
-import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -38,6 +35,7 @@ from poollab.measure.bench.sizing import (
     warmup_jobs,
 )
 from poollab.producer.publish import publish, wait_for
+from poollab.stopping import signals_ignored
 from poollab.timings import JobTiming, summarize
 
 # times a cell that ran much shorter than its target is run again with more jobs
@@ -107,7 +105,7 @@ class Runner:
                     self.console.print("[yellow]stopped: writing the cells measured so far[/]")
                 refs = self._references(calibrate=not interrupted)
             finally:
-                with _signals_ignored():
+                with signals_ignored():
                     self.lab.stop()
         cells = merge_repeats(self.records)
         apply_ceilings(cells, refs)
@@ -281,20 +279,6 @@ def _longer_jobs(config: BenchConfig, measured: Measured) -> int | None:
 
 def _disturbed(measured: Measured, busy_cores: float) -> bool:
     return measured.contention.other_cores > busy_cores
-
-
-@contextlib.contextmanager
-def _signals_ignored() -> Iterator[None]:
-    """A second Ctrl-C or SIGTERM must not cut the lab's graceful stop short."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _iso(ts: float) -> str:
