@@ -6,20 +6,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
+from poollab.demo import scaling
 from poollab.demo.context import DemoContext
 from poollab.demo.result import DemoResult, skipped
 from poollab.demo.runtime import free_threading_missing, this_python
-from poollab.demo.scaling import (
-    CALLS,
-    WORKERS,
-    Scaling,
-    measure_scaling,
-    parallel_verdict,
-    scaling_result,
-    speedup,
-    spin_size,
-    usable_workers,
-)
 from poollab.demo.workloads import noop, spin
 
 NAME = "free-threading"
@@ -35,26 +25,26 @@ def run(ctx: DemoContext) -> DemoResult:
     missing = free_threading_missing()
     if missing is not None:
         return skipped(NAME, CLAIM, TALK, missing)
-    size = spin_size(ctx, 1.6)
+    size = scaling.spin_size(ctx, 1.6)
 
-    def build(stack: ExitStack) -> list[Scaling]:
+    def build(stack: ExitStack) -> list[scaling.Scaling]:
         items = []
-        for workers in WORKERS:
+        for workers in scaling.WORKERS:
             pool = stack.enter_context(ThreadPoolExecutor(workers))
             list(pool.map(noop, range(workers * 2)))
-            items.append(Scaling("threads", workers, _work(pool, size)))
+            items.append(scaling.Scaling("threads", workers, _work(pool, size)))
         return items
 
-    rows = measure_scaling(ctx, "free-threading: threads", build, full_budget_s=50.0)
-    cpu, usable = usable_workers()
-    gained = speedup(rows, "threads", usable)
-    return scaling_result(
+    rows = scaling.measure_scaling(ctx, "free-threading: threads", build, full_budget_s=50.0)
+    cpu, usable = scaling.usable_workers()
+    gained = scaling.speedup(rows, "threads", usable)
+    return scaling.scaling_result(
         ctx,
         name=NAME,
         claim=CLAIM,
         talk=TALK,
         rows=rows,
-        verdict=parallel_verdict(cpu, gained, SPEEDUP, "threads"),
+        verdict=scaling.parallel_verdict(cpu, gained, SPEEDUP, "threads"),
         summary={f"thread_speedup_{usable}": round(gained, 2), "python": this_python()},
         notes=[f"held means: {usable} threads at least {SPEEDUP}x faster than 1"],
         chart_title="poollab demo free-threading: threads, GIL off",
@@ -62,4 +52,4 @@ def run(ctx: DemoContext) -> DemoResult:
 
 
 def _work(pool: ThreadPoolExecutor, size: int) -> Callable[[], object]:
-    return lambda: list(pool.map(spin, [size] * CALLS))
+    return lambda: list(pool.map(spin, [size] * scaling.CALLS))

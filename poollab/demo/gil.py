@@ -6,18 +6,9 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack
 
+from poollab.demo import scaling
 from poollab.demo.context import DemoContext
 from poollab.demo.result import DemoResult, Verdict, verdict_from
-from poollab.demo.scaling import (
-    CALLS,
-    WORKERS,
-    Scaling,
-    measure_scaling,
-    scaling_result,
-    speedup,
-    spin_size,
-    usable_workers,
-)
 from poollab.demo.workloads import noop, spin
 
 NAME = "gil"
@@ -33,23 +24,23 @@ PROCESS_SPEEDUP = 1.4
 
 
 def run(ctx: DemoContext) -> DemoResult:
-    size = spin_size(ctx, 1.2)
+    size = scaling.spin_size(ctx, 1.2)
 
-    def build(stack: ExitStack) -> list[Scaling]:
+    def build(stack: ExitStack) -> list[scaling.Scaling]:
         items = []
         for kind in ("threads", "processes"):
-            for workers in WORKERS:
+            for workers in scaling.WORKERS:
                 pool = stack.enter_context(_pool(kind, workers))
                 # start every worker before timing: the figures are the work, not the start-up
                 list(pool.map(noop, range(workers * 2)))
-                items.append(Scaling(kind, workers, _work(pool, size)))
+                items.append(scaling.Scaling(kind, workers, _work(pool, size)))
         return items
 
-    rows = measure_scaling(ctx, "gil: threads and processes", build, full_budget_s=35.0)
-    best_thread = max(speedup(rows, "threads", k) for k in WORKERS[1:])
-    cpu, usable = usable_workers()
-    process_speedup = speedup(rows, "processes", usable)
-    return scaling_result(
+    rows = scaling.measure_scaling(ctx, "gil: threads and processes", build, full_budget_s=35.0)
+    best_thread = max(scaling.speedup(rows, "threads", k) for k in scaling.WORKERS[1:])
+    cpu, usable = scaling.usable_workers()
+    process_speedup = scaling.speedup(rows, "processes", usable)
+    return scaling.scaling_result(
         ctx,
         name=NAME,
         claim=CLAIM,
@@ -57,14 +48,14 @@ def run(ctx: DemoContext) -> DemoResult:
         rows=rows,
         verdict=_verdict(cpu, best_thread, process_speedup, usable),
         summary={
-            "calls": CALLS,
+            "calls": scaling.CALLS,
             "iterations_per_call": size,
             "best_thread_speedup": round(best_thread, 2),
             f"process_speedup_{usable}": round(process_speedup, 2),
             "cpu_count": cpu,
         },
         notes=[
-            f"{CALLS} calls of spin(n) split over the workers; pools started before timing",
+            f"{scaling.CALLS} calls of spin(n) split over the workers; pools started before timing",
             "each figure is the best of the repeats (the run least disturbed by other load)",
             "cores_used = CPU seconds of the process tree / wall seconds",
             f"held means: threads within {THREAD_TOLERANCE}x of 1 thread, and {usable} "
@@ -81,7 +72,7 @@ def _pool(kind: str, workers: int) -> Executor:
 
 
 def _work(pool: Executor, size: int) -> Callable[[], object]:
-    return lambda: list(pool.map(spin, [size] * CALLS))
+    return lambda: list(pool.map(spin, [size] * scaling.CALLS))
 
 
 def _verdict(

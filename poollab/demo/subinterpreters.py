@@ -11,20 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from types import ModuleType
 
+from poollab.demo import scaling
 from poollab.demo.context import DemoContext
 from poollab.demo.result import DemoResult, Verdict, skipped
 from poollab.demo.runtime import interpreters_module, subinterpreters_missing, this_python
-from poollab.demo.scaling import (
-    CALLS,
-    WORKERS,
-    Scaling,
-    measure_scaling,
-    parallel_verdict,
-    scaling_result,
-    speedup,
-    spin_size,
-    usable_workers,
-)
 from poollab.demo.workloads import noop, spin
 
 NAME = "subinterpreters"
@@ -67,12 +57,12 @@ def run(ctx: DemoContext) -> DemoResult:
     if missing is not None or module is None:
         return skipped(NAME, CLAIM, TALK, missing or "skipped: no interpreters module")
     interpreters = _Interpreters(module)
-    size = spin_size(ctx, 1.6)
+    size = scaling.spin_size(ctx, 1.6)
     create_ms: list[float] = []
 
-    def build(stack: ExitStack) -> list[Scaling]:
+    def build(stack: ExitStack) -> list[scaling.Scaling]:
         items = []
-        for workers in WORKERS:
+        for workers in scaling.WORKERS:
             handles = []
             for _ in range(workers):
                 start = time.perf_counter()
@@ -81,22 +71,22 @@ def run(ctx: DemoContext) -> DemoResult:
                 stack.callback(interpreters.close, handle)
                 handles.append(handle)
             pool = stack.enter_context(ThreadPoolExecutor(workers))
-            code = _code(CALLS // workers, size)
+            code = _code(scaling.CALLS // workers, size)
             work = _in_interpreters(pool, interpreters, handles, code)
-            items.append(Scaling("subinterpreters", workers, work))
+            items.append(scaling.Scaling("subinterpreters", workers, work))
             threads = stack.enter_context(ThreadPoolExecutor(workers))
             list(threads.map(noop, range(workers * 2)))
-            items.append(Scaling("threads", workers, _in_threads(threads, size)))
+            items.append(scaling.Scaling("threads", workers, _in_threads(threads, size)))
         return items
 
     description = "subinterpreters: interpreters and threads"
-    rows = measure_scaling(ctx, description, build, full_budget_s=50.0)
-    cpu, usable = usable_workers()
-    gained = speedup(rows, "subinterpreters", usable)
-    verdict, reason = parallel_verdict(cpu, gained, SPEEDUP, "interpreters")
+    rows = scaling.measure_scaling(ctx, description, build, full_budget_s=50.0)
+    cpu, usable = scaling.usable_workers()
+    gained = scaling.speedup(rows, "subinterpreters", usable)
+    verdict, reason = scaling.parallel_verdict(cpu, gained, SPEEDUP, "interpreters")
     if verdict is Verdict.HELD:
-        reason += f"; {usable} threads {speedup(rows, 'threads', usable):.2f}x"
-    return scaling_result(
+        reason += f"; {usable} threads {scaling.speedup(rows, 'threads', usable):.2f}x"
+    return scaling.scaling_result(
         ctx,
         name=NAME,
         claim=CLAIM,
@@ -126,4 +116,4 @@ def _in_interpreters(
 
 
 def _in_threads(pool: ThreadPoolExecutor, size: int) -> Callable[[], object]:
-    return lambda: list(pool.map(spin, [size] * CALLS))
+    return lambda: list(pool.map(spin, [size] * scaling.CALLS))

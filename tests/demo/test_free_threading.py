@@ -34,7 +34,7 @@ def test_measuring_path_runs_when_the_gil_is_off(
 ) -> None:
     # on a GIL build the threads cannot speed up, but the code path is the same as on 3.13t
     monkeypatch.setattr(free_threading, "free_threading_missing", lambda: None)
-    monkeypatch.setattr(free_threading, "spin_size", lambda ctx, full_serial_s: 2_000)
+    monkeypatch.setattr(free_threading.scaling, "spin_size", lambda ctx, full_serial_s: 2_000)
     result = free_threading.run(DemoContext(quick=True, out_dir=tmp_path))
     assert [row["workers"] for row in result.rows] == [1, 2, 4]
     assert result.verdict in (Verdict.HELD, Verdict.NOT_HELD)

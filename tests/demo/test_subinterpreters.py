@@ -79,7 +79,7 @@ def test_measuring_path_with_the_private_api(
     fake = _private_module()
     monkeypatch.setattr(subinterpreters, "subinterpreters_missing", lambda: None)
     monkeypatch.setattr(subinterpreters, "interpreters_module", lambda: fake)
-    monkeypatch.setattr(subinterpreters, "spin_size", lambda ctx, full_serial_s: 2_000)
+    monkeypatch.setattr(subinterpreters.scaling, "spin_size", lambda ctx, full_serial_s: 2_000)
     result = subinterpreters.run(DemoContext(quick=True, out_dir=tmp_path))
     kinds = {(row["kind"], row["workers"]) for row in result.rows}
     assert kinds == {(k, w) for k in ("subinterpreters", "threads") for w in (1, 2, 4)}
