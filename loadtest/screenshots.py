@@ -5,9 +5,9 @@ Against a running lab (``poollab up``, with ``FLOWER_BASIC_AUTH`` set for Flower
     .venv/bin/python loadtest/screenshots.py --out docs/img
 
 It starts a Locust of its own with the web UI (``--autostart``, a bounded run), waits until
-the statistics have filled, photographs Locust's statistics and charts and Flower's
-workers and tasks pages while the load runs, then stops that Locust. Loopback only.
-Not imported by Locust (and it imports no locust itself).
+the statistics have filled, photographs Locust's statistics and charts, Flower's workers
+and tasks pages and the collector's live page while the load runs, then stops that
+Locust. Loopback only. Not imported by Locust (and it imports no locust itself).
 """
 
 from __future__ import annotations
@@ -15,33 +15,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from poollab import chromium
+
 HERE = Path(__file__).resolve().parent
-CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars",
-    # the pages draw from data they fetch: give their scripts time to run, and a page that
-    # keeps polling (Locust's charts) is cut off rather than waited for
-    "--virtual-time-budget=5000", "--timeout=20000",
-)  # fmt: skip
-
-
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if found := shutil.which(name):
-            return found
-    raise SystemExit("no chromium: apt-get install -y chromium (or .ci/install-tools)")
 
 
 def free_port() -> int:
@@ -61,31 +46,13 @@ def answers(url: str) -> bool:
         return False
 
 
-def screenshot(url: str, path: Path, size: str, tries: int = 3) -> None:
-    """One PNG of the page; a Chromium that hangs is killed with its children and retried."""
-    for attempt in range(1, tries + 1):
-        with tempfile.TemporaryDirectory(
-            prefix="poollab-chromium-", ignore_cleanup_errors=True
-        ) as profile:
-            browser = subprocess.Popen(
-                [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-                 f"--window-size={size}", f"--screenshot={path}", url],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
-            try:
-                if browser.wait(60) == 0 and path.is_file():
-                    print(f"wrote {path}")
-                    return
-            except subprocess.TimeoutExpired:
-                pass
-            finally:
-                # the renderer and GPU processes too: they are the group's
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(browser.pid, signal.SIGKILL)
-                browser.wait()
-        print(f"chromium failed on {url} (try {attempt} of {tries})", file=sys.stderr)
-    raise SystemExit(f"no screenshot of {url}")
+def screenshot(url: str, path: Path, size: str) -> None:
+    """One PNG of the page (see :func:`poollab.chromium.screenshot`), or exit saying why."""
+    try:
+        chromium.screenshot(url, path, size)
+    except chromium.ChromiumError as exc:
+        raise SystemExit(str(exc)) from None
+    print(f"wrote {path}")
 
 
 def with_auth(url: str, auth: str) -> str:
@@ -103,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--producer", default=f"http://127.0.0.1:{port}")
     flower_port = os.environ.get("POOLLAB_FLOWER_PORT", "5555")
     parser.add_argument("--flower", default=f"http://127.0.0.1:{flower_port}")
+    collector_port = os.environ.get("POOLLAB_COLLECTOR_PORT", "8002")
+    parser.add_argument("--collector", default=f"http://127.0.0.1:{collector_port}")
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--kinds", default="io", help="job kinds for the run (default: io)")
     parser.add_argument("--warmup", type=float, default=12.0, help="seconds before the shots")
@@ -139,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
             screenshot(f"{flower}/tasks", args.out / "flower-tasks.png", args.size)
         else:
             print(f"no Flower at {args.flower}: its screenshots are left out", file=sys.stderr)
+        if answers(f"{args.collector}/healthz"):
+            screenshot(f"{args.collector}/", args.out / "live-page.png", args.size)
+        else:
+            print(f"no collector at {args.collector}: no live-page.png", file=sys.stderr)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(locust.pid, signal.SIGTERM)

@@ -1,7 +1,9 @@
 """The collector: per-job timings and resource samples as Prometheus metrics, raw data on disk.
 
 ``poollab serve collector`` (port ``POOLLAB_COLLECTOR_PORT``, 8002): ``GET /metrics``,
-``GET /healthz``, ``GET /runs`` and ``POST /runs?name=`` (start a new raw-data directory).
+``GET /healthz``, ``GET /runs`` and ``POST /runs?name=`` (start a new raw-data directory),
+and the live comparison: ``GET /`` (a page, shipped with the package) and ``GET /api/pools``
+(its figures, see :mod:`.live`).
 
 Where the data comes from, and why it costs the consumers nothing:
 
@@ -13,6 +15,8 @@ Where the data comes from, and why it costs the consumers nothing:
   scoped to a database, so labs sharing one Redis server share their results' channels.
 * **Samples**: the consumers' ``poollab:samples:<pool>`` streams, read with XREAD from the
   newest entry on (one write per consumer per interval; see :mod:`poollab.hooks.sampler`).
+* **Queues**: kombu's own lists and ``unacked`` hash, one pipeline a second
+  (see :mod:`.queues`).
 """
 
 from __future__ import annotations
@@ -37,7 +41,10 @@ from redis.exceptions import RedisError
 
 from poollab.backoff import Backoff
 from poollab.hooks.sampler import FIELD, STREAM_PREFIX, Sample, stream_key
+from poollab.services.collector.live import TICK_S, LiveView
 from poollab.services.collector.metrics import CollectorMetrics
+from poollab.services.collector.page import add_page_routes
+from poollab.services.collector.queues import QueuePoller
 from poollab.services.collector.store import RunStore
 from poollab.settings import ALL_POOLS, Settings, get_settings
 
@@ -46,6 +53,10 @@ log = logging.getLogger(__name__)
 RESULT_PATTERN = f"{KeyValueStoreBackend.task_keyprefix}*"
 DISCOVER_EVERY_S = 10.0
 RUN_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+QUEUE_POLL_S = 1.0
+CANCEL_AGAIN_S = 0.5
+# a Redis that stops answering (paused, partitioned) fails the poll instead of hanging it
+QUEUE_SOCKET_TIMEOUT_S = 5.0
 
 
 class CollectorSettings(BaseSettings):
@@ -60,6 +71,7 @@ class CollectorSettings(BaseSettings):
 class Status:
     results_connected: bool = False
     samples_connected: bool = False
+    queues_connected: bool = False
     results_seen: int = 0
     samples_seen: int = 0
     last_error: str = ""
@@ -70,6 +82,7 @@ COLLECTOR_SETTINGS_KEY = web.AppKey("collector_settings", CollectorSettings)
 METRICS_KEY = web.AppKey("metrics", CollectorMetrics)
 STORE_KEY = web.AppKey("store", RunStore)
 STATUS_KEY = web.AppKey("status", Status)
+LIVE_KEY = web.AppKey("live", LiveView)
 
 
 # --- following Redis ------------------------------------------------------------------------
@@ -93,6 +106,7 @@ def handle_result(app: web.Application, raw: bytes | str) -> None:
     app[STATUS_KEY].results_seen += 1
     if row is not None:
         app[STORE_KEY].add("jobs", row)
+        app[LIVE_KEY].observe_job(row)
 
 
 async def follow_results(app: web.Application) -> None:
@@ -154,6 +168,7 @@ def handle_sample(app: web.Application, fields: dict[Any, Any]) -> None:
     except (ValueError, TypeError):
         return
     app[METRICS_KEY].observe_sample(sample)
+    app[LIVE_KEY].observe_sample(sample)
     app[STATUS_KEY].samples_seen += 1
     app[STORE_KEY].add("samples", asdict(sample))
 
@@ -188,6 +203,42 @@ async def follow_samples(app: web.Application) -> None:
                 await client.aclose()
 
 
+async def follow_queues(app: web.Application) -> None:
+    """Each pool's waiting and unacknowledged jobs, one pipeline about once a second."""
+    status = app[STATUS_KEY]
+    poller = QueuePoller(ALL_POOLS)
+    backoff = Backoff()
+    while True:
+        client = aioredis.Redis.from_url(
+            app[SETTINGS_KEY].broker_url,
+            socket_connect_timeout=2.0,
+            socket_timeout=QUEUE_SOCKET_TIMEOUT_S,
+        )
+        try:
+            while True:
+                began = time.monotonic()
+                stats = await poller.poll(client, time.time())
+                app[METRICS_KEY].observe_queues(stats)
+                app[LIVE_KEY].observe_queues(stats)
+                status.queues_connected = True
+                backoff.reset()
+                await asyncio.sleep(max(QUEUE_POLL_S - (time.monotonic() - began), 0.0))
+        except (RedisError, OSError) as exc:
+            status.queues_connected = False
+            await _retry_pause(app, exc, backoff)
+        finally:
+            status.queues_connected = False
+            with contextlib.suppress(RedisError, OSError):
+                await client.aclose()
+
+
+async def tick_live(app: web.Application) -> None:
+    # independent of Redis: while it is down the charts go on, with nothing completed
+    while True:
+        app[LIVE_KEY].tick()
+        await asyncio.sleep(TICK_S)
+
+
 async def flush_every(app: web.Application) -> None:
     interval = app[COLLECTOR_SETTINGS_KEY].flush_s
     while True:
@@ -201,10 +252,19 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(follow_results(app), name="results"),
         asyncio.create_task(follow_samples(app), name="samples"),
         asyncio.create_task(flush_every(app), name="flush"),
+        asyncio.create_task(follow_queues(app), name="queues"),
+        asyncio.create_task(tick_live(app), name="live"),
     ]
     yield
-    for task in tasks:
-        task.cancel()
+    # redis-py 8.1's asyncio client now and then loses a cancellation that lands in a
+    # blocking read (XREAD BLOCK; about 1 in 60 with a bare client), and the task reads on:
+    # cancel again until every task has ended, rather than wait on it for ever
+    pending = tasks
+    while pending:
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=CANCEL_AGAIN_S)
+        pending = [task for task in pending if not task.done()]
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
@@ -221,12 +281,20 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     status = request.app[STATUS_KEY]
-    ok = status.results_connected and status.samples_connected
+    ok = status.results_connected and status.samples_connected and status.queues_connected
     return web.json_response(
         {"status": "ok" if ok else "degraded", "service": "collector", **asdict(status),
          "run": request.app[STORE_KEY].name},
         status=200 if ok else 503,
     )  # fmt: skip
+
+
+async def api_pools(request: web.Request) -> web.Response:
+    metrics = request.app[METRICS_KEY]
+    failed: dict[str, float | None] = {pool: metrics.failed_total(pool) for pool in ALL_POOLS}
+    return web.json_response(
+        request.app[LIVE_KEY].snapshot(failed), headers={"Cache-Control": "no-store"}
+    )
 
 
 async def list_runs(request: web.Request) -> web.Response:
@@ -255,7 +323,10 @@ def create_app(
     app[METRICS_KEY] = CollectorMetrics()
     app[STORE_KEY] = RunStore(app[COLLECTOR_SETTINGS_KEY].data_dir)
     app[STATUS_KEY] = Status()
+    app[LIVE_KEY] = LiveView(ALL_POOLS)
     app.cleanup_ctx.append(_background)
+    add_page_routes(app)
+    app.router.add_get("/api/pools", api_pools)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/runs", list_runs)

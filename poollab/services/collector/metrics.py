@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from poollab.hooks.sampler import Sample
+from poollab.services.collector.queues import UNACKED_SCAN_COUNT, QueueStats
 
 LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -92,6 +94,24 @@ class CollectorMetrics:
             "poollab_consumer_sample_timestamp_seconds", "When the last sample was taken.",
             node, registry=r,
         )  # fmt: skip
+        self.queue_jobs = Gauge(
+            "poollab_queue_jobs",
+            "Messages waiting on the pool's queue (every priority sub-list), polled each second.",
+            ["pool"], registry=r,
+        )  # fmt: skip
+        self.queue_oldest_age = Gauge(
+            "poollab_queue_oldest_job_age_seconds",
+            "Now − sent of the longest waiting message on the pool's queue (0 when empty; "
+            "for a message without a send stamp, how long the collector has seen it waiting).",
+            ["pool"], registry=r,
+        )  # fmt: skip
+        self.queue_unacked = Gauge(
+            "poollab_queue_unacked_jobs",
+            "Messages delivered to the pool's consumers and not yet acknowledged (kombu's "
+            f"unacked hash, scanned at most {UNACKED_SCAN_COUNT} entries per poll: a larger "
+            "hash is counted over several polls).",
+            ["pool"], registry=r,
+        )  # fmt: skip
         self.nodes: dict[str, _NodeState] = {}
 
     def observe_result(self, meta: dict[str, Any]) -> dict[str, Any] | None:
@@ -125,6 +145,17 @@ class CollectorMetrics:
             "started": started,
             "finished": finished,
         }
+
+    def observe_queues(self, stats: Mapping[str, QueueStats]) -> None:
+        for pool, figures in stats.items():
+            self.queue_jobs.labels(pool).set(figures.jobs)
+            self.queue_oldest_age.labels(pool).set(figures.oldest_age_s)
+            if figures.unacked is not None:
+                self.queue_unacked.labels(pool).set(figures.unacked)
+
+    def failed_total(self, pool: str) -> float | None:
+        """Jobs failed in ``pool`` so far, or None while no consumer of it has counted."""
+        return self.registry.get_sample_value("poollab_jobs_failed_total", {"pool": pool})
 
     def observe_sample(self, sample: Sample) -> None:
         labels = (sample.pool, sample.node)
