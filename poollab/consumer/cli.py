@@ -16,15 +16,18 @@ from poollab.settings import get_settings
 DEFAULT_NODENAME = "asyncio@%h"
 
 
+CONSUME_DESCRIPTION = """\
+Take Celery messages from a queue on the broker, run the async variant of each job on one
+event loop and store results where Celery's result backend reads them. Stops on SIGTERM:
+running jobs get --grace-s seconds, the rest go back.
+"""
+
+
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "consume",
         help="run the asyncio consumer (a Celery-protocol worker on one event loop)",
-        description=(
-            "Take Celery messages from a queue on the broker, run the async variant of each "
-            "job on one event loop and store results where Celery's result backend reads "
-            "them. Stops on SIGTERM: running jobs get --grace-s seconds, the rest go back."
-        ),
+        description=CONSUME_DESCRIPTION,
     )
     configure(parser)
 

@@ -40,11 +40,9 @@ def run(ctx: DemoContext) -> DemoResult:
     gained = scaling.speedup(rows, "threads", usable)
     return scaling.scaling_result(
         ctx,
-        name=NAME,
-        claim=CLAIM,
-        talk=TALK,
-        rows=rows,
-        verdict=scaling.parallel_verdict(cpu, gained, SPEEDUP, "threads"),
+        (NAME, CLAIM, TALK),
+        rows,
+        scaling.parallel_verdict(cpu, gained, SPEEDUP, "threads"),
         summary={f"thread_speedup_{usable}": round(gained, 2), "python": this_python()},
         notes=[f"held means: {usable} threads at least {SPEEDUP}x faster than 1"],
         chart_title="poollab demo free-threading: threads, GIL off",

@@ -42,11 +42,9 @@ def run(ctx: DemoContext) -> DemoResult:
     process_speedup = scaling.speedup(rows, "processes", usable)
     return scaling.scaling_result(
         ctx,
-        name=NAME,
-        claim=CLAIM,
-        talk=TALK,
-        rows=rows,
-        verdict=_verdict(cpu, best_thread, process_speedup, usable),
+        (NAME, CLAIM, TALK),
+        rows,
+        _verdict(cpu, best_thread, process_speedup, usable),
         summary={
             "calls": scaling.CALLS,
             "iterations_per_call": size,

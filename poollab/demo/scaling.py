@@ -140,17 +140,19 @@ def parallel_verdict(cpu: int, gained: float, needed: float, what: str) -> tuple
 
 def scaling_result(
     ctx: DemoContext,
-    *,
-    name: str,
-    claim: str,
-    talk: str,
+    about: tuple[str, str, str],
     rows: list[Row],
     verdict: tuple[Verdict, str],
+    *,
     summary: dict[str, Cell],
     notes: list[str],
     chart_title: str,
 ) -> DemoResult:
-    """The result of a scaling experiment: its rows, the verdict and the speed-up chart."""
+    """The result of a scaling experiment: its rows, the verdict and the speed-up chart.
+
+    ``about`` is the experiment's name, the claim it tests and what the talk said.
+    """
+    name, claim, talk = about
     return DemoResult(
         name=name,
         claim=claim,

@@ -88,11 +88,9 @@ def run(ctx: DemoContext) -> DemoResult:
         reason += f"; {usable} threads {scaling.speedup(rows, 'threads', usable):.2f}x"
     return scaling.scaling_result(
         ctx,
-        name=NAME,
-        claim=CLAIM,
-        talk=TALK,
-        rows=rows,
-        verdict=(verdict, reason),
+        (NAME, CLAIM, TALK),
+        rows,
+        (verdict, reason),
         summary={
             f"interpreter_speedup_{usable}": round(gained, 2),
             "create_interpreter_ms": round(statistics.median(create_ms), 2),

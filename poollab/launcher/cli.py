@@ -23,15 +23,16 @@ from poollab.stopping import Stop, StopSignals
 console = Console(stderr=True)
 
 
+UP_DESCRIPTION = """\
+Start upstream, producer, a worker per pool, the asyncio consumer and Flower as local
+processes, on the Redis POOLLAB_BROKER_URL names, or else on an embedded Redis of its own
+(never one it was not given). Ctrl-C or SIGTERM stops them all.
+"""
+
+
 def add_parser(subparsers: Any) -> None:
     up = subparsers.add_parser(
-        "up",
-        help="start the whole lab as local processes",
-        description=(
-            "Start upstream, producer, a worker per pool, the asyncio consumer and Flower as "
-            "local processes, on the Redis POOLLAB_BROKER_URL names, or else on an embedded "
-            "Redis of its own (never one it was not given). Ctrl-C or SIGTERM stops them all."
-        ),
+        "up", help="start the whole lab as local processes", description=UP_DESCRIPTION
     )
     up.add_argument(
         "--pools", default=",".join(ALL_POOLS), help="comma-separated pools (default: all)"

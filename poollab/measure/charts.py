@@ -15,6 +15,17 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 DEFAULT_COLOR = "tab:blue"
+# the order pools are listed in: the baseline, then processes, threads, greenlets, a loop
+POOL_ORDER = ("solo", "prefork", "threads", "gevent", "asyncio")
+# one colour per pool in every chart the lab draws (the collector's live page uses them too)
+POOL_COLORS = {
+    "solo": "#7f7f7f",
+    "prefork": "#d62728",
+    "threads": "#1f77b4",
+    "gevent": "#2ca02c",
+    "asyncio": "#9467bd",
+}
+OTHER_COLOR = "#555555"
 
 
 def new_figure(

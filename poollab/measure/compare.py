@@ -34,6 +34,7 @@ import redis
 
 from poollab import jobs
 from poollab.cli import CliError
+from poollab.measure.charts import OTHER_COLOR, POOL_COLORS
 from poollab.measure.collect import Collected, collect, job_timing
 from poollab.measure.load import (
     COMPARE_DEFAULT_MAX_JOBS,
@@ -53,15 +54,6 @@ LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 FILES = ("load-compare.json", "load-compare.md", "load-compare.png")
 # how far behind its schedule the publisher may fall before it stops sending
 MAX_LAG_S = 10.0
-# the bench report's colours, repeated rather than imported: importing the report package
-# would load all of it (and tie this command to its changes) for five strings
-POOL_COLORS = {
-    "solo": "#7f7f7f",
-    "prefork": "#d62728",
-    "threads": "#1f77b4",
-    "gevent": "#2ca02c",
-    "asyncio": "#9467bd",
-}
 # samples read each side of the window (the consumers sample every 0.25-1 s)
 SAMPLE_SLACK_S = 3.0
 
@@ -614,7 +606,7 @@ def write_chart(report: dict[str, Any], path: Path) -> None:
 
     rows = report["rows"]
     pools = [row["pool"] for row in rows]
-    colors = [POOL_COLORS.get(pool, "#555555") for pool in pools]
+    colors = [POOL_COLORS.get(pool, OTHER_COLOR) for pool in pools]
     xs = list(range(len(pools)))
     fig = Figure(figsize=(11, 7.5), layout="constrained")
     axes = [fig.add_subplot(2, 2, i + 1) for i in range(4)]

@@ -60,22 +60,24 @@ _COLUMNS = {
 }
 
 
+LOAD_DESCRIPTION = """\
+Run Locust headless against the running lab for a set time: HTTP users post jobs to the
+producer and wait for each result, Celery users send them to the broker by task name. Writes
+Locust's CSV and HTML report and a summary (load.json, load.md) into --out. Each Locust user
+waits for its job before sending the next (a closed loop), so a row's jobs/s is what its
+users reached, not what the pool can do. --compare answers that instead: the same pools,
+kinds, params, run time and --out, but every pool is offered the same fixed rate by a paced
+publisher (an open model), and the table gives what each pool achieved. It is an option of
+this command rather than a command of its own because it asks the same question of the same
+mix, and its files sit beside Locust's.
+"""
+
+
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "load",
         help="drive the running lab with Locust (headless), or offer every pool the same rate",
-        description=(
-            "Run Locust headless against the running lab for a set time: HTTP users post "
-            "jobs to the producer and wait for each result, Celery users send them to the "
-            "broker by task name. Writes Locust's CSV and HTML report and a summary "
-            "(load.json, load.md) into --out. Each Locust user waits for its job before "
-            "sending the next (a closed loop), so a row's jobs/s is what its users reached, "
-            "not what the pool can do. --compare answers that instead: the same pools, kinds, "
-            "params, run time and --out, but every pool is offered the same fixed rate by a "
-            "paced publisher (an open model), and the table gives what each pool achieved. "
-            "It is an option of this command rather than a command of its own because it "
-            "asks the same question of the same mix, and its files sit beside Locust's."
-        ),
+        description=LOAD_DESCRIPTION,
     )
     parser.add_argument(
         "-u", "--users", type=int,

@@ -67,16 +67,18 @@ _BURST = 50
 _TICK_S = 0.05
 
 
+SOAK_DESCRIPTION = """\
+Start a lab of its own, publish a fixed mix of small jobs at a fixed rate to each pool for
+MINUTES, sample throughput and the RSS of each worker's process tree, and report the memory
+slope (MB/min over the second half) per pool as JSON and a PNG chart.
+"""
+
+
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "soak",
         help="hold a steady load on every pool and watch worker memory",
-        description=(
-            "Start a lab of its own, publish a fixed mix of small jobs at a fixed rate to each "
-            "pool for MINUTES, sample throughput and the RSS of each worker's process tree, "
-            "and report the memory slope (MB/min over the second half) per pool as JSON "
-            "and a PNG chart."
-        ),
+        description=SOAK_DESCRIPTION,
     )
     parser.add_argument("--minutes", type=float, default=10.0, help="how long to hold the load")
     parser.add_argument(

@@ -49,17 +49,19 @@ FULL = Defaults(workloads=WORKLOADS, profiles=("defaults", "tuned"), cell_s=3.0,
 QUICK = Defaults(workloads=("noop", "cpu", "io"), profiles=("tuned",), cell_s=1.0, retries=0)
 
 
+BENCH_DESCRIPTION = """\
+Start a local lab (the Redis POOLLAB_BROKER_URL names, else an embedded one of its own; the
+upstream; one consumer at a time) and run pools × workloads ×
+concurrency × modes × profiles, each cell after a warm-up. Writes results.json, report.md,
+report.html and charts to --out, and prints the summary.
+"""
+
+
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "bench",
         help="compare the pools: throughput, latency, memory (writes a report)",
-        description=(
-            "Start a local lab (the Redis POOLLAB_BROKER_URL names, else one answering on "
-            "127.0.0.1:6379, else an embedded one; the upstream; one consumer at a time) and "
-            "run pools × workloads × concurrency × "
-            "modes × profiles, each cell after a warm-up. Writes results.json, report.md, "
-            "report.html and charts to --out, and prints the summary."
-        ),
+        description=BENCH_DESCRIPTION,
     )
     parser.add_argument("--pools", help="comma-separated (default: every pool)")
     parser.add_argument(

@@ -27,7 +27,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -88,11 +88,44 @@ LIVE_KEY = web.AppKey("live", LiveView)
 # --- following Redis ------------------------------------------------------------------------
 
 
-async def _retry_pause(app: web.Application, exc: BaseException, backoff: Backoff) -> None:
-    app[STATUS_KEY].last_error = f"{type(exc).__name__}: {exc}"
-    delay = backoff.next()
-    log.warning("collector: %s; retrying in %.1fs", exc, delay)
-    await asyncio.sleep(delay)
+Session = Callable[[aioredis.Redis, Callable[[], None]], Awaitable[None]]
+
+
+async def _reconnecting(
+    app: web.Application,
+    connected: str,
+    url: str,
+    session: Session,
+    socket_timeout: float | None = None,
+) -> None:
+    """Run ``session`` on a fresh client, again after each Redis error, with backoff.
+
+    ``session`` calls its second argument once it is connected: the status flag named
+    ``connected`` goes up and the backoff starts over. Runs until the app's cleanup cancels it.
+    """
+    status = app[STATUS_KEY]
+    backoff = Backoff()
+
+    def on_connected() -> None:
+        setattr(status, connected, True)
+        backoff.reset()
+
+    while True:
+        client = aioredis.Redis.from_url(
+            url, socket_connect_timeout=2.0, socket_timeout=socket_timeout
+        )
+        try:
+            await session(client, on_connected)
+        except (RedisError, OSError) as exc:
+            setattr(status, connected, False)
+            status.last_error = f"{type(exc).__name__}: {exc}"
+            delay = backoff.next()
+            log.warning("collector: %s; retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+        finally:
+            setattr(status, connected, False)
+            with contextlib.suppress(RedisError, OSError):
+                await client.aclose()
 
 
 def handle_result(app: web.Application, raw: bytes | str) -> None:
@@ -111,30 +144,21 @@ def handle_result(app: web.Application, raw: bytes | str) -> None:
 
 async def follow_results(app: web.Application) -> None:
     """Every result as it is stored, from the channel the result backend publishes it on."""
-    status = app[STATUS_KEY]
-    backoff = Backoff()
-    # runs until the app's cleanup cancels it
-    while True:
-        client = aioredis.Redis.from_url(
-            app[SETTINGS_KEY].result_backend_url, socket_connect_timeout=2.0
-        )
+
+    async def session(client: aioredis.Redis, connected: Callable[[], None]) -> None:
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.psubscribe(RESULT_PATTERN)
-            status.results_connected = True
-            backoff.reset()
+            connected()
             while True:
                 message = await pubsub.get_message(timeout=1.0)
                 if message is not None:
                     handle_result(app, message["data"])
-        except (RedisError, OSError) as exc:
-            status.results_connected = False
-            await _retry_pause(app, exc, backoff)
         finally:
-            status.results_connected = False
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
-                await client.aclose()
+
+    await _reconnecting(app, "results_connected", app[SETTINGS_KEY].result_backend_url, session)
 
 
 async def _start_ids(client: aioredis.Redis, keys: list[str]) -> dict[str, str]:
@@ -175,61 +199,45 @@ def handle_sample(app: web.Application, fields: dict[Any, Any]) -> None:
 
 async def follow_samples(app: web.Application) -> None:
     """The consumers' resource samples, from their streams, as they are written."""
-    status = app[STATUS_KEY]
-    backoff = Backoff()
-    while True:
-        client = aioredis.Redis.from_url(app[SETTINGS_KEY].broker_url, socket_connect_timeout=2.0)
-        try:
-            ids = await _start_ids(client, [stream_key(pool) for pool in ALL_POOLS])
-            discovered_at = 0.0
-            status.samples_connected = True
-            backoff.reset()
-            while True:
-                if time.monotonic() - discovered_at > DISCOVER_EVERY_S:
-                    await _discover(client, ids)
-                    discovered_at = time.monotonic()
-                found: Any = await client.xread(ids, block=1000, count=500)  # type: ignore[arg-type]
-                for key, entries in found or []:
-                    name = key.decode() if isinstance(key, bytes) else key
-                    for entry_id, fields in entries:
-                        handle_sample(app, fields)
-                        ids[name] = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-        except (RedisError, OSError) as exc:
-            status.samples_connected = False
-            await _retry_pause(app, exc, backoff)
-        finally:
-            status.samples_connected = False
-            with contextlib.suppress(RedisError, OSError):
-                await client.aclose()
+
+    async def session(client: aioredis.Redis, connected: Callable[[], None]) -> None:
+        ids = await _start_ids(client, [stream_key(pool) for pool in ALL_POOLS])
+        discovered_at = 0.0
+        connected()
+        while True:
+            if time.monotonic() - discovered_at > DISCOVER_EVERY_S:
+                await _discover(client, ids)
+                discovered_at = time.monotonic()
+            found: Any = await client.xread(ids, block=1000, count=500)  # type: ignore[arg-type]
+            for key, entries in found or []:
+                name = key.decode() if isinstance(key, bytes) else key
+                for entry_id, fields in entries:
+                    handle_sample(app, fields)
+                    ids[name] = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+
+    await _reconnecting(app, "samples_connected", app[SETTINGS_KEY].broker_url, session)
 
 
 async def follow_queues(app: web.Application) -> None:
     """Each pool's waiting and unacknowledged jobs, one pipeline about once a second."""
-    status = app[STATUS_KEY]
     poller = QueuePoller(ALL_POOLS)
-    backoff = Backoff()
-    while True:
-        client = aioredis.Redis.from_url(
-            app[SETTINGS_KEY].broker_url,
-            socket_connect_timeout=2.0,
-            socket_timeout=QUEUE_SOCKET_TIMEOUT_S,
-        )
-        try:
-            while True:
-                began = time.monotonic()
-                stats = await poller.poll(client, time.time())
-                app[METRICS_KEY].observe_queues(stats)
-                app[LIVE_KEY].observe_queues(stats)
-                status.queues_connected = True
-                backoff.reset()
-                await asyncio.sleep(max(QUEUE_POLL_S - (time.monotonic() - began), 0.0))
-        except (RedisError, OSError) as exc:
-            status.queues_connected = False
-            await _retry_pause(app, exc, backoff)
-        finally:
-            status.queues_connected = False
-            with contextlib.suppress(RedisError, OSError):
-                await client.aclose()
+
+    async def session(client: aioredis.Redis, connected: Callable[[], None]) -> None:
+        while True:
+            began = time.monotonic()
+            stats = await poller.poll(client, time.time())
+            app[METRICS_KEY].observe_queues(stats)
+            app[LIVE_KEY].observe_queues(stats)
+            connected()
+            await asyncio.sleep(max(QUEUE_POLL_S - (time.monotonic() - began), 0.0))
+
+    await _reconnecting(
+        app,
+        "queues_connected",
+        app[SETTINGS_KEY].broker_url,
+        session,
+        socket_timeout=QUEUE_SOCKET_TIMEOUT_S,
+    )
 
 
 async def tick_live(app: web.Application) -> None:

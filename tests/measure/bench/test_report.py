@@ -19,7 +19,7 @@ CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 )  # fmt: skip
-# the pools' colours in the charts (poollab.measure.bench.report.select.POOL_COLORS)
+# the pools' colours in the charts (poollab.measure.charts.POOL_COLORS)
 PREFORK_RED = (214, 39, 40)
 THREADS_BLUE = (31, 119, 180)
 

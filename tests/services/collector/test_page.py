@@ -82,8 +82,18 @@ async def test_headless_chromium_shows_every_pool_filled_in_while_jobs_flow(
         try:
             pools: dict[str, dict[str, object]] = {}
             while time.monotonic() < deadline + 30:
-                pools = (await (await http.get("/api/pools")).json())["pools"]
-                if all(pools[p]["jobs_per_s"] and pools[p]["uss_bytes"] for p in ALL_POOLS):
+                data = await (await http.get("/api/pools")).json()
+                pools = data["pools"]
+                # a chart line needs two points: wait until every pool's history has them
+                history = data["history"]["pools"]
+                drawn = all(
+                    sum(v is not None for v in history.get(p, {}).get(name, [])) >= 3
+                    for p in ALL_POOLS
+                    for name in ("jobs_per_s", "uss_bytes")
+                )
+                if drawn and all(
+                    pools[p]["jobs_per_s"] and pools[p]["uss_bytes"] for p in ALL_POOLS
+                ):
                     break
                 await asyncio.sleep(0.5)
             url = str(http.make_url("/"))

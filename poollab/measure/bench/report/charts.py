@@ -12,7 +12,6 @@ from matplotlib.figure import Figure
 
 from poollab.measure import charts
 from poollab.measure.bench.report.select import (
-    POOL_COLORS,
     best_per_pool,
     cells,
     main_mode,
@@ -89,7 +88,7 @@ def scaling_chart(run: BenchRun, out: Path) -> Chart | None:
             title=workload,
             xlabel="concurrency (-c)",
             ylabel="jobs/s",
-            colors=POOL_COLORS,
+            colors=charts.POOL_COLORS,
             logx=True,
         )
 

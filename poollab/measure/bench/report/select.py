@@ -6,18 +6,7 @@ from collections.abc import Iterable
 
 from poollab.measure.bench.config import WORKLOADS
 from poollab.measure.bench.results import BenchCell, BenchRun
-
-# the order pools are listed in: the baseline, then processes, threads, greenlets, a loop
-POOL_ORDER = ("solo", "prefork", "threads", "gevent", "asyncio")
-
-POOL_COLORS = {
-    "solo": "#7f7f7f",
-    "prefork": "#d62728",
-    "threads": "#1f77b4",
-    "gevent": "#2ca02c",
-    "asyncio": "#9467bd",
-}
-OTHER_COLOR = "#555555"
+from poollab.measure.charts import OTHER_COLOR, POOL_COLORS, POOL_ORDER
 
 
 def main_profile(run: BenchRun) -> str:

@@ -3,7 +3,7 @@
 
 const POLL_MS = 1500;
 const POOLS = ["prefork", "threads", "gevent", "solo", "asyncio"];
-// the bench report's colours (poollab.measure.bench.report.select.POOL_COLORS)
+// the bench report's colours (poollab.measure.charts.POOL_COLORS)
 const COLORS = { solo: "#7f7f7f", prefork: "#d62728", threads: "#1f77b4", gevent: "#2ca02c",
   asyncio: "#9467bd" };
 
