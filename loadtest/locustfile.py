@@ -164,7 +164,7 @@ class HttpJobUser(FastHttpUser):
                 gevent.sleep(min(poll_interval(now - started), deadline - now))
         except Exception as exc:  # every failure is a failed request, never a dead user
             exception = exc
-        self.environment.events.request.fire(  # type: ignore[no-untyped-call]
+        self.environment.events.request.fire(
             request_type="http",
             name=job.name,
             start_time=start_time,

@@ -72,7 +72,7 @@ def _shown(item: Any) -> str:
     return text if len(text) <= _SHOWN else text[:_SHOWN] + "..."
 
 
-class Channel(kombu_redis.Channel):  # type: ignore[misc]
+class Channel(kombu_redis.Channel):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._saved_connparams: dict[bool, dict[str, Any]] = {}
         super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
@@ -116,7 +116,7 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
         raise Empty()
 
 
-class Transport(kombu_redis.Transport):  # type: ignore[misc]
+class Transport(kombu_redis.Transport):
     Channel = Channel
 
     def _deliver(self, message: Any, queue: str) -> None:

@@ -223,7 +223,7 @@ class Broker:
             while True:
                 try:
                     await pipe.watch(layout.UNACKED)
-                    raw: bytes | None = await pipe.hget(layout.UNACKED, tag)  # type: ignore[misc,assignment]
+                    raw: bytes | None = await pipe.hget(layout.UNACKED, tag)  # type: ignore[assignment]
                     targets = await self._restore_targets(raw, tag) if raw else []
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.zrem(layout.UNACKED_INDEX, tag)
@@ -257,7 +257,7 @@ class Broker:
         """Queues a direct exchange routes to, from kombu's binding table in Redis."""
         if not exchange:
             return [routing_key]
-        members: set[bytes] = await self.client.smembers(layout.BINDING % exchange)  # type: ignore[misc,assignment]
+        members: set[bytes] = await self.client.smembers(layout.BINDING % exchange)  # type: ignore[assignment]
         queues = set()
         for member in members:
             parts = member.decode().split(layout.SEP)

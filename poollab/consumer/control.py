@@ -581,7 +581,7 @@ class RemoteControl:
         )
         try:
             if exchange:
-                members: set[bytes | str] = await client.smembers(layout.BINDING % exchange)  # type: ignore[misc]
+                members: set[bytes | str] = await client.smembers(layout.BINDING % exchange)
                 queues = layout.direct_routes(members, routing_key)
             else:
                 queues = [routing_key]  # the default exchange routes to the queue so named

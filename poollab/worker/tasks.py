@@ -102,19 +102,19 @@ def _check_settings(settings: Settings) -> None:
         )
 
 
-def _register(kind: jobs.JobKind, settings: Settings) -> Task:  # type: ignore[type-arg]
+def _register(kind: jobs.JobKind, settings: Settings) -> Task:
     @app.task(**_task_options(kind, settings))  # type: ignore[untyped-decorator]
-    def run_job(self: Task, **kwargs: Any) -> dict[str, Any]:  # type: ignore[type-arg]
+    def run_job(self: Task, **kwargs: Any) -> dict[str, Any]:
         started = time.time()
         sent = getattr(self.request, jobs.SENT_HEADER, None)
         params = kind.validate(kwargs)
         value = kind.run(_context, params)
         return jobs.envelope(value, hooks.pool_name, sent, started)
 
-    return run_job  # type: ignore[no-any-return]
+    return run_job
 
 
 _check_settings(get_settings())
-TASKS: dict[str, Task] = {  # type: ignore[type-arg]
+TASKS: dict[str, Task] = {
     name: _register(kind, get_settings()) for name, kind in jobs.CATALOGUE.items()
 }

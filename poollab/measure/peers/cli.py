@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
                                 flush=True,
                             )
     finally:
-        stop(upstream)  # type: ignore[arg-type]
+        stop(upstream)
     report = table(cases, systems) + "\n\n" + "\n".join(ratios(cases))
     (args.out / "results.json").write_text(json.dumps([asdict(c) for c in cases], indent=1))
     (args.out / "table.md").write_text(report + "\n")

@@ -53,7 +53,7 @@ def settings() -> RedisSettings:
 
 def run_worker() -> None:
     worker = Worker(
-        functions=[noop, io],  # type: ignore[list-item]
+        functions=[noop, io],
         queue_name=QUEUE,
         redis_settings=settings(),
         max_jobs=peer_jobs.concurrency(),

@@ -27,8 +27,8 @@ if not hasattr(taskiq.compat, "model_dump"):
     def _model_validate(model_class: Any, message: Any) -> Any:
         return model_class.model_validate(message)
 
-    taskiq.compat.model_dump = _model_dump  # type: ignore[attr-defined]
-    taskiq.compat.model_validate = _model_validate  # type: ignore[attr-defined]
+    taskiq.compat.model_dump = _model_dump
+    taskiq.compat.model_validate = _model_validate
 
 from taskiq_redis import ListQueueBroker, RedisAsyncResultBackend
 

@@ -116,8 +116,8 @@ def publish_argv(
 def queued(client: redis.Redis, system: System) -> int:
     """Messages waiting for the worker (arq keeps its queue in a sorted set)."""
     if system.results == "arq":
-        return int(client.zcard(system.queue))  # type: ignore[arg-type]
-    return int(client.llen(system.queue))  # type: ignore[arg-type]
+        return int(client.zcard(system.queue))
+    return int(client.llen(system.queue))
 
 
 def _key(system: System, job_id: str) -> str:
@@ -131,11 +131,11 @@ def _key(system: System, job_id: str) -> str:
 def done(client: redis.Redis, system: System, ids: list[str]) -> int:
     """How many of these jobs have a stored result."""
     if system.results == "bare":
-        return int(client.llen(bare.RESULTS))  # type: ignore[arg-type]
+        return int(client.llen(bare.RESULTS))
     total = 0
     for first in range(0, len(ids), 5000):
         keys = [_key(system, i) for i in ids[first : first + 5000]]
-        total += int(client.exists(*keys))  # type: ignore[arg-type]
+        total += int(client.exists(*keys))
     return total
 
 
