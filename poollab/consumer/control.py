@@ -32,6 +32,7 @@ import os
 import resource
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -77,27 +78,17 @@ RUSAGE_FIELDS = (
 class JobView(Protocol):
     """What a reply reads of one job the consumer holds."""
 
-    @property
-    def taken(self) -> Taken: ...
-
-    @property
-    def started(self) -> bool: ...
-
-    @property
-    def started_at(self) -> float | None: ...
+    taken: Taken
+    started: bool
+    started_at: float | None
 
 
 class StatsView(Protocol):
     """The consumer's counters."""
 
-    @property
-    def processed(self) -> int: ...
-
-    @property
-    def rejected(self) -> int: ...
-
-    @property
-    def by_task(self) -> Mapping[str, int]: ...
+    processed: int
+    rejected: int
+    by_task: Counter[str]
 
 
 class BadRequest(ValueError):
