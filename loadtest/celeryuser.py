@@ -27,7 +27,7 @@ from locust.env import Environment
 
 from poollab import jobs
 from poollab.celery_config import make_client
-from poollab.settings import Settings
+from poollab.settings import lab_client_settings
 
 REQUEST_TYPE = "celery"
 
@@ -53,9 +53,10 @@ def shared_app() -> Celery:
     """One Celery client per Locust process: the app, its pools and connections are shared.
 
     The broker and backend come from POOLLAB_BROKER_URL / POOLLAB_RESULT_BACKEND, as for
-    every other client of the lab.
+    every other client of the lab, or else from the `poollab up` running here: never from a
+    Redis that merely answers on the default port.
     """
-    return make_client("poollab-locust", Settings())
+    return make_client("poollab-locust", lab_client_settings())
 
 
 def poll_interval(elapsed_s: float) -> float:

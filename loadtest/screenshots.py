@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
             flower = with_auth(args.flower, auth)
             screenshot(f"{flower}/workers", args.out / "flower-workers.png", args.size)
             screenshot(f"{flower}/tasks", args.out / "flower-tasks.png", args.size)
+            # the asyncio consumer's own page: it answers Celery's control commands
+            node = f"asyncio@{socket.gethostname()}"
+            screenshot(f"{flower}/worker/{node}", args.out / "flower-asyncio-worker.png", args.size)
         else:
             print(f"no Flower at {args.flower}: its screenshots are left out", file=sys.stderr)
         if answers(f"{args.collector}/healthz"):

@@ -112,6 +112,23 @@ def running_lab_broker(state_path: Path = LAB_STATE) -> str | None:
         return None
 
 
+class NoBrokerError(RuntimeError):
+    """A client of the lab was given no broker and found no running lab."""
+
+
+def lab_client_settings() -> Settings:
+    """The settings of a command that talks to a running lab (submit, load, Locust's users).
+
+    Its broker is POOLLAB_BROKER_URL or the running `poollab up`'s; never the default address,
+    where a Redis that is not the lab's may answer.
+    """
+    if "POOLLAB_BROKER_URL" not in os.environ and running_lab_broker() is None:
+        raise NoBrokerError(
+            "no broker: start the lab here (`poollab up`) or set POOLLAB_BROKER_URL to its Redis"
+        )
+    return get_settings()
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The settings from the environment; without POOLLAB_BROKER_URL, the running lab's broker.

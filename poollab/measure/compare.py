@@ -47,7 +47,7 @@ from poollab.measure.load import (
     parse_timespan,
 )
 from poollab.measure.samples import Resources, read_samples, summarize_window
-from poollab.settings import Settings, get_settings
+from poollab.settings import NoBrokerError, Settings, lab_client_settings
 from poollab.timings import JobTiming, percentile, summarize
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -381,7 +381,10 @@ def run_compare(args: argparse.Namespace) -> int:
     from poollab.launcher.redis_server import answers
 
     spec = resolve_spec(args)
-    settings = get_settings()
+    try:
+        settings = lab_client_settings()
+    except NoBrokerError as exc:
+        raise CliError(str(exc)) from None
     check_loopback(settings)
     if not answers(settings.broker_url):
         raise CliError(f"no Redis answers at {settings.broker_url} (POOLLAB_BROKER_URL)")

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from poollab.cli import CliError
-from poollab.settings import Settings, get_settings
+from poollab.settings import NoBrokerError, Settings, lab_client_settings
 
 USER_CLASSES = {"http": ["HttpJobUser"], "celery": ["CeleryJobUser"]}
 USER_CLASSES["both"] = [*USER_CLASSES["http"], *USER_CLASSES["celery"]]
@@ -422,7 +422,10 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--users must be at least 1 and --spawn-rate above 0")
     locustfile = find_locustfile(args.locustfile)
     plan = resolve_plan(args, load_mixer(locustfile))
-    settings = get_settings()
+    try:
+        settings = lab_client_settings()
+    except NoBrokerError as exc:
+        raise CliError(str(exc)) from None
     host = (args.host or f"http://127.0.0.1:{settings.producer_port}").rstrip("/")
     _check_lab(args, host, settings)
     out: Path = args.out
@@ -445,7 +448,9 @@ def run(args: argparse.Namespace) -> int:
     with log_path.open("wb") as log:
         try:
             completed = subprocess.run(
-                argv, env=dict(os.environ), timeout=limit_s, check=False,
+                # the broker checked above, also when it came from the running lab's state
+                argv, env={**os.environ, "POOLLAB_BROKER_URL": settings.broker_url},
+                timeout=limit_s, check=False,
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )  # fmt: skip
         except subprocess.TimeoutExpired:

@@ -17,7 +17,7 @@ from poollab.cli import CliError
 from poollab.jobs import KINDS
 from poollab.measure.collect import collect
 from poollab.producer.publish import BrokerUnavailable, RequestInvalid, parse_request, publish
-from poollab.settings import ALL_POOLS, get_settings
+from poollab.settings import ALL_POOLS, NoBrokerError, lab_client_settings
 from poollab.timings import summarize
 
 console = Console(stderr=True)
@@ -60,7 +60,10 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = get_settings()
+    try:
+        settings = lab_client_settings()
+    except NoBrokerError as exc:
+        raise CliError(str(exc)) from None
     payload = {"pool": args.pool, "kind": args.kind, "params": _params(args), "count": args.count}
     try:
         request, params = parse_request(payload, settings)
