@@ -91,7 +91,9 @@ def running_lab(
         }
     )
     lab = Lab(settings, env, tmp_path_factory.mktemp("lab"))
-    services = build_services(settings, socket.gethostname(), pools, with_flower=False)
+    services = build_services(
+        settings, socket.gethostname(), pools, with_flower=False, with_collector=False
+    )
     lab.start(services, timeout_s=90)
     try:
         yield lab

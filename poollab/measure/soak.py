@@ -208,7 +208,9 @@ def soak_services(
     """The upstream and one consumer per pool; no producer (jobs are published directly)."""
     services = [
         s
-        for s in build_services(settings, socket.gethostname(), pools, with_flower=False)
+        for s in build_services(
+            settings, socket.gethostname(), pools, with_flower=False, with_collector=False
+        )
         if s.name != "producer"
     ]
     return [

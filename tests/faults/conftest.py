@@ -158,7 +158,9 @@ def make_lab(
     wanted = {"upstream": with_upstream, "producer": with_producer, "flower": with_flower}
     services: list[Service] = [
         s
-        for s in build_services(settings, _host(), pools, with_flower=with_flower)
+        for s in build_services(
+            settings, _host(), pools, with_flower=with_flower, with_collector=False
+        )
         if wanted.get(s.name, True)
     ]
     return FaultLab(
