@@ -100,6 +100,28 @@ def spawn_consumer(
     return ConsumerProcess(nodename, settings, process, log_path)
 
 
+@contextlib.contextmanager
+def module_consumer(
+    shared_db: str, upstream_url: str, log_dir: Path, *args: str, nodename: str
+) -> Iterator[ConsumerProcess]:
+    """One consumer on the module's shared database for a whole test module, then stopped."""
+    process = spawn_consumer(
+        module_env(shared_db, upstream_url), log_dir / "consumer.log", *args, nodename=nodename
+    )
+    try:
+        yield process.wait_alive()
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def app(consumer: ConsumerProcess) -> Iterator[Celery]:
+    """A Celery client of the module's ``consumer`` (a fixture each module defines)."""
+    client = celery_client(consumer.settings.broker_url)
+    yield client
+    client.close()
+
+
 @pytest.fixture
 def start_consumer(tmp_path: Path) -> Iterator[ConsumerFactory]:
     """Start consumers: ``start_consumer(env, *args, nodename=...)``; all stopped after."""

@@ -35,7 +35,10 @@ from poollab.consumer.config import ConsumerConfig
 from poollab.consumer.consumer import Stats, _Job
 from poollab.launcher.redis_server import free_port
 from poollab.settings import Settings
-from tests.consumer.conftest import ConsumerProcess, celery_client, module_env, spawn_consumer
+from tests.consumer.conftest import (
+    ConsumerProcess,
+    module_consumer,
+)
 
 NODE = f"asyncio@{socket.gethostname()}"
 CELERY = str(Path(sys.executable).parent / "celery")
@@ -245,20 +248,11 @@ def test_a_reply_is_a_kombu_message_for_the_reply_exchange() -> None:
 def consumer(
     shared_db: str, upstream_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ConsumerProcess]:
-    env = module_env(shared_db, upstream_url)
-    log_path = tmp_path_factory.mktemp("control") / "consumer.log"
-    process = spawn_consumer(env, log_path, "-c", "20", "--cpu-executor", "inline", nodename=NODE)
-    try:
-        yield process.wait_alive()
-    finally:
-        process.stop()
-
-
-@pytest.fixture(scope="module")
-def app(consumer: ConsumerProcess) -> Iterator[Celery]:
-    client = celery_client(consumer.settings.broker_url)
-    yield client
-    client.close()
+    log_dir = tmp_path_factory.mktemp("control")
+    with module_consumer(
+        shared_db, upstream_url, log_dir, "-c", "20", "--cpu-executor", "inline", nodename=NODE
+    ) as process:
+        yield process
 
 
 def _env(consumer: ConsumerProcess) -> dict[str, str]:

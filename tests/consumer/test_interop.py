@@ -26,7 +26,11 @@ from kombu.exceptions import ContentDisallowed, DecodeError
 
 from poollab import jobs
 from poollab.consumer import layout, protocol
-from tests.consumer.conftest import ConsumerProcess, celery_client, module_env, spawn_consumer
+from tests.consumer.conftest import (
+    ConsumerProcess,
+    module_consumer,
+    module_env,
+)
 
 NODE = "asyncio@interop"
 KIND_PARAMS: dict[str, dict[str, Any]] = {
@@ -42,20 +46,11 @@ KIND_PARAMS: dict[str, dict[str, Any]] = {
 def consumer(
     shared_db: str, upstream_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ConsumerProcess]:
-    env = module_env(shared_db, upstream_url)
-    log_path = tmp_path_factory.mktemp("interop") / "consumer.log"
-    process = spawn_consumer(env, log_path, "-c", "20", "--cpu-workers", "2", nodename=NODE)
-    try:
-        yield process.wait_alive()
-    finally:
-        process.stop()
-
-
-@pytest.fixture(scope="module")
-def app(consumer: ConsumerProcess) -> Iterator[Celery]:
-    client = celery_client(consumer.settings.broker_url)
-    yield client
-    client.close()
+    log_dir = tmp_path_factory.mktemp("interop")
+    with module_consumer(
+        shared_db, upstream_url, log_dir, "-c", "20", "--cpu-workers", "2", nodename=NODE
+    ) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The consumer against its peers, side by side in one run on one Redis.
 
-``python -m poollab.measure.peers.cli`` starts its own Redis and upstream, then for each
+``python -m poollab.measure.peers`` starts its own Redis and upstream, then for each
 workload (noop; io with a fixed upstream latency) and mode runs every system's own worker
 at the same concurrency, results stored:
 
@@ -281,7 +281,7 @@ def ratios(cases: list[Case]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m poollab.measure.peers.cli", description=__doc__
+        prog="python -m poollab.measure.peers", description=__doc__
     )
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--kinds", default=",".join(KINDS))
