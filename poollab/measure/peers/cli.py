@@ -280,9 +280,7 @@ def ratios(cases: list[Case]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m poollab.measure.peers", description=__doc__
-    )
+    parser = argparse.ArgumentParser(prog="python -m poollab.measure.peers", description=__doc__)
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--modes", default=",".join(MODES))
