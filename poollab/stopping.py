@@ -22,8 +22,13 @@ from typing import Any
 STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)
 
 
-class Stop(Exception):
-    """A stop signal arrived; its name (``SIGTERM``, ``SIGINT``) is the message."""
+class Stop(BaseException):
+    """A stop signal arrived; its name (``SIGTERM``, ``SIGINT``) is the message.
+
+    A :class:`BaseException`, like :class:`KeyboardInterrupt`: it may arrive inside any code
+    at all (a health check, a client library's retry loop), and an ``except Exception`` there
+    must not swallow it and carry on as if nothing had been asked.
+    """
 
 
 def _in_main_thread() -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from poollab.stopping import StopSignals, signals_ignored
+from poollab.stopping import Stop, StopSignals, signals_ignored
 
 # the child reports each step on its own line, so the test signals it at the right moment
 CHILD = textwrap.dedent(
@@ -132,3 +132,14 @@ def test_outside_the_main_thread_both_helpers_do_nothing() -> None:
     thread.join(10)
     assert not errors
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_stop_goes_through_an_except_exception() -> None:
+    """A health check's or a client library's `except Exception` must not swallow a stop."""
+    caught_by_exception = False
+    with pytest.raises(Stop):
+        try:
+            raise Stop("SIGTERM")
+        except Exception:
+            caught_by_exception = True
+    assert not caught_by_exception

@@ -16,7 +16,7 @@ from rich.table import Table
 from poollab.cli import CliError
 from poollab.launcher.health import is_healthy
 from poollab.launcher.lab import Lab, LabError, broker_for_local_lab
-from poollab.launcher.topology import Service, build_services
+from poollab.launcher.topology import CONSUMER_GRACE_S, GRACE_S, Service, build_services
 from poollab.settings import ALL_POOLS, PoolName, Settings
 from poollab.stopping import Stop, StopSignals
 
@@ -26,7 +26,10 @@ console = Console(stderr=True)
 UP_DESCRIPTION = """\
 Start upstream, producer, a worker per pool, the asyncio consumer and Flower as local
 processes, on the Redis POOLLAB_BROKER_URL names, or else on an embedded Redis of its own
-(never one it was not given). Ctrl-C or SIGTERM stops them all.
+(never one it was not given). A service that exits is restarted, after a delay that doubles
+with each quick exit (`poollab status` counts the restarts). Ctrl-C or SIGTERM stops them all,
+at any moment, start-up included: each gets its grace period, then its process group is
+killed. Should the launcher itself be killed, its services go with it.
 """
 
 
@@ -40,6 +43,14 @@ def add_parser(subparsers: Any) -> None:
     up.add_argument("--no-flower", action="store_true", help="do not start Flower")
     up.add_argument("--run-dir", type=Path, default=Path(".poollab"), help="state and logs")
     up.add_argument("--timeout", type=float, default=90.0, help="seconds to become healthy")
+    up.add_argument(
+        "--grace",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds each service gets to stop before SIGKILL of its process group (default: "
+        f"{CONSUMER_GRACE_S:.0f} for workers and the consumer, {GRACE_S:.0f} for the rest)",
+    )
     up.set_defaults(func=run_up)
 
     status = subparsers.add_parser("status", help="show which lab services run")
@@ -73,6 +84,8 @@ def _launcher_alive(run_dir: Path) -> int | None:
 
 def run_up(args: argparse.Namespace) -> int:
     pools = parse_pools(args.pools)
+    if args.grace is not None and args.grace < 0:
+        raise CliError("--grace: seconds, 0 or more")
     if (pid := _launcher_alive(args.run_dir)) is not None:
         raise CliError(f"the lab already runs (launcher pid {pid}); `poollab status` shows it")
     try:
@@ -88,7 +101,13 @@ def run_up(args: argparse.Namespace) -> int:
             embedded.stop()
         taken = ", ".join(f"{s.name} ({s.url})" for s in busy)
         raise CliError(f"port already in use: {taken}")
-    lab = Lab(settings, env, args.run_dir, on_event=lambda m: console.print(f"[dim]{m}[/]"))
+    lab = Lab(
+        settings,
+        env,
+        args.run_dir,
+        on_event=lambda m: console.print(f"[dim]{m}[/]"),
+        grace_s=args.grace,
+    )
     lab.redis = embedded
     with StopSignals() as stop_signals:
         try:
@@ -101,14 +120,8 @@ def run_up(args: argparse.Namespace) -> int:
             print_services(services, broker_url)
             console.print("[bold]The lab is up.[/] Ctrl-C stops it.")
             while True:
-                for run in lab.exited():
-                    console.print(
-                        f"[red]{run.service.name} exited with {run.process.returncode}[/]; "
-                        f"log: {run.log_path}"
-                    )
-                    lab.running.pop(run.service.name)
-                    lab.write_state()
-                time.sleep(1.0)
+                lab.supervise()
+                time.sleep(0.2)
         except (Stop, KeyboardInterrupt):
             console.print("stopping the lab ...")
         finally:
@@ -140,9 +153,11 @@ def run_status(args: argparse.Namespace) -> int:
     settings = Settings(broker_url=state["broker_url"])
     rows = []
     for entry in state["services"]:
+        entry.setdefault("restarts", 0)
+        entry.setdefault("restarting", False)
         try:
             os.kill(entry["pid"], 0)
-            alive = True
+            alive = not entry["restarting"]
         except ProcessLookupError:
             alive = False
         service = Service(entry["name"], (), entry["check"], entry["target"], entry["url"])
@@ -152,14 +167,23 @@ def run_status(args: argparse.Namespace) -> int:
         print(json.dumps({"broker_url": state["broker_url"], "services": rows}, indent=2))
     else:
         table = Table(title=f"Pool Lab (broker {state['broker_url']})")
-        for column in ("service", "pid", "state", "listens / node"):
+        for column in ("service", "pid", "state", "restarts", "listens / node"):
             table.add_column(column)
         for row in rows:
-            word = (
-                "[green]healthy[/]"
-                if row["healthy"]
-                else ("[yellow]starting/unhealthy[/]" if row["alive"] else "[red]exited[/]")
+            if row["healthy"]:
+                word = "[green]healthy[/]"
+            elif row["alive"]:
+                word = "[yellow]starting/unhealthy[/]"
+            elif row["restarting"]:
+                word = f"[red]exited ({row.get('last_exit')})[/], restarting"
+            else:
+                word = "[red]exited[/]"
+            table.add_row(
+                row["name"],
+                str(row["pid"]),
+                word,
+                str(row["restarts"]),
+                row["url"] or row["target"],
             )
-            table.add_row(row["name"], str(row["pid"]), word, row["url"] or row["target"])
         Console().print(table)
     return 0 if all(row["healthy"] for row in rows) else 1

@@ -1,4 +1,10 @@
-"""Is a service healthy? One probe per kind of check in the topology."""
+"""Is a service healthy? One probe per kind of check in the topology.
+
+A probe answers False for anything that goes wrong on the way (a broker that is down, a
+port not yet open) and catches nothing more: a stop signal arrives as
+:class:`poollab.stopping.Stop`, a ``BaseException``, which goes through every ``except
+Exception`` here and in the client libraries, so a SIGTERM during start-up stops the lab.
+"""
 
 from __future__ import annotations
 

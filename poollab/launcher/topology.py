@@ -15,6 +15,13 @@ CheckKind = Literal["http", "celery-ping", "consumer"]
 
 WORKER_APP = "poollab.worker.app"
 
+# How long a service may take to stop after SIGTERM before its whole process group is killed
+# (compose's stop_grace_period, and the same values as docker-compose.yml): consumers finish
+# what they run (Celery's warm shutdown, the asyncio consumer's own --grace-s 30), the rest
+# only close their sockets.
+GRACE_S = 10.0
+CONSUMER_GRACE_S = 40.0
+
 
 @dataclass(frozen=True)
 class Service:
@@ -26,6 +33,10 @@ class Service:
     url: str | None = None
     pool: PoolName | None = None
     env: dict[str, str] = field(default_factory=dict)
+    # seconds between SIGTERM and SIGKILL of the service's process group
+    grace_s: float = GRACE_S
+    # stopped after every other service (the upstream: jobs still running call it)
+    stop_last: bool = False
 
 
 def nodename(pool: str, host: str) -> str:
@@ -74,6 +85,7 @@ def build_services(
             "http",
             f"{upstream_url}/healthz",
             upstream_url,
+            stop_last=True,
         ),
         Service(
             "producer",
@@ -93,6 +105,7 @@ def build_services(
                     "celery-ping",
                     nodename(pool, host),
                     pool=pool,
+                    grace_s=CONSUMER_GRACE_S,
                 )
             )
         else:
@@ -103,6 +116,7 @@ def build_services(
                     "consumer",
                     nodename(pool, host),
                     pool=pool,
+                    grace_s=CONSUMER_GRACE_S,
                 )
             )
     if with_collector:
