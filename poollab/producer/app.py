@@ -90,7 +90,14 @@ async def post_jobs(request: web.Request) -> web.Response:
         return error_response(422, "invalid job request", exc.errors)
     try:
         ids = await _blocking(
-            request, publish, request.app[CELERY_KEY], job.pool, job.kind, params, job.count
+            request,
+            publish,
+            request.app[CELERY_KEY],
+            job.pool,
+            job.kind,
+            params,
+            job.count,
+            settings.publish_waitaof_ms,
         )
     except BrokerUnavailable as exc:
         return unavailable(str(exc), ids=exc.published)

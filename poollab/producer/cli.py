@@ -76,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
     app = make_client("poollab-submit", settings)
     started = time.time()
     try:
-        ids = publish(app, request.pool, request.kind, params, request.count)
+        ids = publish(
+            app, request.pool, request.kind, params, request.count, settings.publish_waitaof_ms
+        )
     except BrokerUnavailable as exc:
         raise CliError(f"{exc} (published {len(exc.published)} of {request.count})") from None
     published_s = time.time() - started

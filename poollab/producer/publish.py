@@ -16,6 +16,7 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 from celery.result import AsyncResult
 from kombu.exceptions import OperationalError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from redis.exceptions import RedisError, ResponseError
 
 from poollab import jobs
 from poollab.measure.collect import collect
@@ -92,8 +93,55 @@ def parse_request(payload: Any, settings: Settings) -> tuple[JobRequest, dict[st
     return request, params.model_dump(exclude_defaults=True)
 
 
-def publish(app: Celery, pool: str, kind: str, params: dict[str, Any], count: int) -> list[str]:
-    """Publish ``count`` jobs on one connection; a broker failure raises BrokerUnavailable."""
+class NotDurable(BrokerUnavailable):
+    """Published, but Redis did not confirm the jobs are on disk (``publish_waitaof_ms``)."""
+
+
+# written by every confirmation: WAITAOF waits for the connection's own last write, and this
+# one, sent after every publish was answered, is later in the append-only file than all of them
+CONFIRM_KEY = "poollab:publish-confirm"
+
+
+def confirm_on_disk(client: Any, timeout_ms: int, published: list[str]) -> None:
+    """Wait until Redis has fsynced everything written before to its append-only file.
+
+    ``WAITAOF 1 0 timeout_ms`` (Redis >= 7.2, ``appendonly yes``) on the same connection as a
+    write of its own, so it waits for a write later than every job published. Raises
+    :class:`NotDurable` (the jobs are in Redis but not confirmed on disk) when the local
+    fsync did not happen in time or the server cannot tell (older Redis, no AOF).
+    """
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            pipe.incr(CONFIRM_KEY)
+            pipe.execute_command("WAITAOF", 1, 0, timeout_ms)
+            _, (local, _replicas) = pipe.execute()
+    except ResponseError as exc:  # no WAITAOF (Redis < 7.2), or appendonly off
+        raise NotDurable(
+            f"broker did not confirm the jobs on disk: WAITAOF failed ({exc}); it needs "
+            "Redis >= 7.2 with appendonly yes, or set POOLLAB_PUBLISH_WAITAOF_MS=0",
+            published,
+        ) from exc
+    except (RedisError, OSError) as exc:
+        raise BrokerUnavailable(f"broker unavailable: {exc}", published) from exc
+    if int(local) < 1:
+        raise NotDurable(
+            f"broker did not confirm the jobs on disk within {timeout_ms} ms", published
+        )
+
+
+def publish(
+    app: Celery,
+    pool: str,
+    kind: str,
+    params: dict[str, Any],
+    count: int,
+    confirm_ms: int = 0,
+) -> list[str]:
+    """Publish ``count`` jobs on one connection; a broker failure raises BrokerUnavailable.
+
+    ``confirm_ms`` > 0: return only once Redis confirmed them fsynced to its append-only
+    file (:func:`confirm_on_disk`), else raise :class:`NotDurable`.
+    """
     task_name = jobs.CATALOGUE[kind].task_name
     published: list[str] = []
     try:
@@ -110,6 +158,8 @@ def publish(app: Celery, pool: str, kind: str, params: dict[str, Any], count: in
                     retry=False,
                 )
                 published.append(task_id)
+            if confirm_ms > 0:
+                confirm_on_disk(producer.channel.client, confirm_ms, published)
     except (OperationalError, OSError) as exc:
         raise BrokerUnavailable(f"broker unavailable: {exc}", published) from exc
     return published
