@@ -40,6 +40,8 @@ pytestmark = pytest.mark.faults
 # acknowledgement was really lost, never because the outage outlasted the timeout
 OUTAGE_ENV = {"POOLLAB_VISIBILITY_TIMEOUT": "30", "POOLLAB_RESTORE_INTERVAL_S": "1"}
 OUTAGE_S = 5.0
+# jobs accepted per consumer before the crash, and again after the restart
+FLOWING = 4
 
 
 def call(method: str, url: str, body: Any = None) -> tuple[int, dict[str, str], Any]:
@@ -216,9 +218,11 @@ class Feeder:
                 self.accepted[task_id] = pool
                 self.accepted_at[task_id] = now
 
-    def accepted_since(self, since: float) -> Counter[str]:
+    def each_pool_has(self, count: int, since: float) -> bool:
+        """Whether every consumer was sent ``count`` accepted jobs since then."""
         with self._lock:
-            return Counter(self.accepted[i] for i, at in self.accepted_at.items() if at >= since)
+            sent = Counter(self.accepted[i] for i, at in self.accepted_at.items() if at >= since)
+        return all(sent[pool] >= count for pool in ALL_POOLS)
 
     def _run(self) -> None:
         turn = 0
@@ -250,7 +254,7 @@ def test_a_redis_crash_mid_run_loses_no_accepted_job(outage: Outage) -> None:
     snapshot: dict[str, str] = {}
     feeder = Feeder(base).start()
     try:
-        wait_until(lambda: set(feeder.accepted_since(0)) >= set(ALL_POOLS), "jobs flowing")
+        wait_until(lambda: feeder.each_pool_has(FLOWING, since=0), "jobs flowing")
         # and a long job on every consumer, so that each runs one when Redis dies
         for pool in ALL_POOLS:
             body = {"pool": pool, "kind": "sleep", "params": {"ms": 1000}, "count": 1}
@@ -277,7 +281,7 @@ def test_a_redis_crash_mid_run_loses_no_accepted_job(outage: Outage) -> None:
         server.start()  # same port, same directory: the append-only file is loaded
         restarted = time.monotonic()
         wait_until(
-            lambda: set(feeder.accepted_since(restarted)) >= set(ALL_POOLS),
+            lambda: feeder.each_pool_has(FLOWING, since=restarted),
             "jobs accepted again on every consumer after the restart",
             60,
         )
