@@ -40,7 +40,9 @@ class UpstreamError(Exception):
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=False)
+    # strict numbers, for the API and the consumers alike: true is not 1 and "5" is not 5
+    # (an int is still a valid float: fail_rate 0 is fine)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class NoopParams(_Params):

@@ -24,6 +24,7 @@ from poollab.producer.publish import (
     BrokerUnavailable,
     FieldError,
     RequestInvalid,
+    UnknownJob,
     is_job_id,
     job_state,
     parse_request,
@@ -112,6 +113,18 @@ async def get_job(request: web.Request) -> web.Response:
         )
     try:
         body = await _blocking(request, job_state, request.app[CELERY_KEY], task_id)
+    except UnknownJob:
+        # never issued by this producer, or issued longer ago than results are kept
+        message = f"no job {task_id} was issued (or its record expired with the results)"
+        return web.json_response(
+            {
+                "error": "unknown job",
+                "id": task_id,
+                "field": "id",
+                "errors": [{"field": "id", "message": message}],
+            },
+            status=404,
+        )
     except (OSError, ConnectionError) as exc:
         return unavailable(str(exc))
     except Exception as exc:  # redis-py raises its own ConnectionError family

@@ -60,9 +60,18 @@ def document(settings: Settings) -> dict[str, Any]:
             "required": ["error"],
             "properties": {
                 "error": {"type": "string"},
+                # the first bad field (kept for clients written before `errors`)
                 "field": {"type": ["string", "null"]},
-                "errors": {"type": "array", "items": {"type": "object"}},
+                # every bad field of the request, in order
+                "errors": {"type": "array", "items": {"$ref": _REF.format(model="FieldError")}},
+                # GET /jobs/{id}: the id that is unknown
+                "id": {"type": "string"},
             },
+        },
+        "FieldError": {
+            "type": "object",
+            "required": ["field", "message"],
+            "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
         },
     }
     for name, kind in jobs.CATALOGUE.items():
@@ -93,7 +102,11 @@ def document(settings: Settings) -> dict[str, Any]:
                         },
                         "400": _error("Body is not JSON"),
                         "413": _error("Body too large"),
-                        "422": _error("Invalid request; `field` names the first bad field"),
+                        "422": _error(
+                            "Invalid request: `errors` lists every bad field with its message, "
+                            "`field` names the first. Numbers are strict JSON numbers: `true`, "
+                            '`"3"` and (for an integer) `3.0` are refused'
+                        ),
                         "503": _error("Broker unavailable; retry after Retry-After seconds"),
                     },
                 }
@@ -102,16 +115,25 @@ def document(settings: Settings) -> dict[str, Any]:
                 "get": {
                     "summary": "A job's state, value and timings",
                     "parameters": [
-                        {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                        {
+                            "name": "id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "format": "uuid"},
+                        }
                     ],
                     "responses": {
                         "200": {
-                            "description": "The job (PENDING when unknown or not started)",
+                            "description": "The job (PENDING: issued, not finished yet)",
                             "content": {
                                 "application/json": {"schema": {"$ref": _REF.format(model="Job")}}
                             },
                         },
                         "400": _error("Not a job id"),
+                        "404": _error(
+                            "No job of this id was issued, or it was issued longer ago than "
+                            "results are kept (result_expires) and has no result"
+                        ),
                         "503": _error("Broker unavailable"),
                     },
                 }

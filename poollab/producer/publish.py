@@ -31,13 +31,14 @@ assert set(Pool.__args__) == set(ALL_POOLS)  # type: ignore[attr-defined]
 class JobRequest(BaseModel):
     """``POST /jobs``: ``count`` jobs of one kind with the same params, for one pool."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: true, "3" and 3.0 are not counts (found by the fuzz); the params of every kind
+    # are as strict (poollab.jobs)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     pool: Pool
     kind: Kind
     params: dict[str, Any] = Field(default_factory=dict)
-    # strict: true and "3" are not counts (found by the fuzz)
-    count: int = Field(1, ge=1, strict=True)
+    count: int = Field(1, ge=1)
 
 
 class FieldError(BaseModel):
@@ -70,27 +71,85 @@ def _field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
 
 
 def parse_request(payload: Any, settings: Settings) -> tuple[JobRequest, dict[str, Any]]:
-    """Check everything before anything is published; return the request and clean params."""
+    """Check everything before anything is published; return the request and clean params.
+
+    Every bad field is reported at once, in this order: the request's own fields, ``count``
+    against its cap, then the kind's params, which are checked whenever the kind is known,
+    even when another field is wrong. Numbers are strict: ``true`` and ``"3"`` are not ints.
+    """
+    errors: list[FieldError] = []
+    request: JobRequest | None = None
     try:
         request = JobRequest.model_validate(payload)
     except ValidationError as exc:
-        raise RequestInvalid(_field_errors(exc)) from None
-    errors: list[FieldError] = []
-    if request.count > settings.max_count:
+        errors.extend(_field_errors(exc))
+    raw: dict[str, Any] = payload if isinstance(payload, dict) else {}
+    count = request.count if request else raw.get("count")
+    if type(count) is int and count > settings.max_count:
         errors.append(FieldError(field="count", message=f"at most {settings.max_count}"))
-    kind = jobs.CATALOGUE[request.kind]
-    try:
-        params = kind.params.model_validate(request.params)
-    except ValidationError as exc:
-        errors.extend(_field_errors(exc, prefix="params."))
-        raise RequestInvalid(errors) from None
-    for name, cap in (("ms", settings.max_ms), ("n", settings.max_cpu_n)):
-        value = getattr(params, name, None)
-        if isinstance(value, int) and value > cap:
-            errors.append(FieldError(field=f"params.{name}", message=f"at most {cap}"))
-    if errors:
+    kind = request.kind if request else raw.get("kind")
+    raw_params = request.params if request else raw.get("params", {})
+    params: BaseModel | None = None
+    if isinstance(kind, str) and kind in jobs.CATALOGUE and isinstance(raw_params, dict):
+        params = _check_params(jobs.CATALOGUE[kind].params, raw_params, settings, errors)
+    if errors or request is None or params is None:
         raise RequestInvalid(errors)
     return request, params.model_dump(exclude_defaults=True)
+
+
+def _check_params(
+    model: type[BaseModel], raw: dict[str, Any], settings: Settings, errors: list[FieldError]
+) -> BaseModel | None:
+    """The kind's params, or None with every bad one added to ``errors`` (caps included)."""
+    params: BaseModel | None = None
+    try:
+        params = model.model_validate(raw)
+    except ValidationError as exc:
+        errors.extend(_field_errors(exc, prefix="params."))
+    named = {error.field for error in errors}
+    for name, cap in (("ms", settings.max_ms), ("n", settings.max_cpu_n)):
+        value, field = raw.get(name), f"params.{name}"
+        # the producer's own caps, below the catalogue's: checked also when another
+        # param is wrong, and not twice for a value the model refused already
+        known = name in model.model_fields and field not in named
+        if known and type(value) is int and value > cap:
+            errors.append(FieldError(field=field, message=f"at most {cap}"))
+            params = None
+    return params
+
+
+# every id publish() hands out is remembered under this prefix for as long as a result is
+# kept (result_expires), so that GET /jobs/{id} tells an id never issued (404) from a job
+# not finished yet (200 PENDING)
+ISSUED_PREFIX = "poollab:issued:"
+
+
+class UnknownJob(LookupError):
+    """No job of this id was issued here, or its record expired with the results."""
+
+
+def issued_key(task_id: str) -> str:
+    return ISSUED_PREFIX + task_id
+
+
+def remember_issued(app: Celery, ids: list[str]) -> None:
+    """Record ids as issued, expiring with the results: one pipeline, one round trip in all.
+
+    Written to the result store (where ``GET /jobs/{id}`` reads) before the jobs are
+    published, so that a job a client was told about is always known. The cost: one round
+    trip per request, whatever its ``count``, and ~100 bytes of Redis memory per job for
+    ``result_expires`` seconds.
+    """
+    if not ids:
+        return
+    expires = int(app.backend.expires or 0) or None
+    try:
+        with app.backend.client.pipeline(transaction=False) as pipe:
+            for task_id in ids:
+                pipe.set(issued_key(task_id), 1, ex=expires)
+            pipe.execute()
+    except (RedisError, OSError) as exc:
+        raise BrokerUnavailable(f"result store unavailable: {exc}", []) from exc
 
 
 class NotDurable(BrokerUnavailable):
@@ -136,18 +195,24 @@ def publish(
     params: dict[str, Any],
     count: int,
     confirm_ms: int = 0,
+    *,
+    remember: bool = True,
 ) -> list[str]:
     """Publish ``count`` jobs on one connection; a broker failure raises BrokerUnavailable.
 
     ``confirm_ms`` > 0: return only once Redis confirmed them fsynced to its append-only
-    file (:func:`confirm_on_disk`), else raise :class:`NotDurable`.
+    file (:func:`confirm_on_disk`), else raise :class:`NotDurable`. ``remember``: record the
+    ids first (:func:`remember_issued`), for ``GET /jobs/{id}``; the bench and the soak,
+    which read results by key themselves, leave it out.
     """
     task_name = jobs.CATALOGUE[kind].task_name
+    ids = [str(uuid.uuid4()) for _ in range(count)]
+    if remember:
+        remember_issued(app, ids)
     published: list[str] = []
     try:
         with app.producer_or_acquire() as producer:
-            for _ in range(count):
-                task_id = str(uuid.uuid4())
+            for task_id in ids:
                 app.send_task(
                     task_name,
                     kwargs=params,
@@ -166,9 +231,15 @@ def publish(
 
 
 def job_state(app: Celery, task_id: str) -> dict[str, Any]:
-    """A job's state, its value and its timings, as ``GET /jobs/{id}`` returns them."""
+    """A job's state, its value and its timings, as ``GET /jobs/{id}`` returns them.
+
+    Raises :class:`UnknownJob` for an id with no result that was never issued (or whose
+    record expired): a second read, only for a job still ``PENDING``.
+    """
     result = AsyncResult(task_id, app=app)
     state = result.state
+    if state == "PENDING" and not app.backend.client.exists(issued_key(task_id)):
+        raise UnknownJob(task_id)
     body: dict[str, Any] = {"id": task_id, "state": state, "result": None, "timings": None}
     info = result.info
     if state == "SUCCESS" and isinstance(info, dict) and "timings" in info:
