@@ -12,7 +12,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from poollab.launcher.lab import Lab, LabError, broker_for_local_lab
 from poollab.launcher.redis_server import free_port
 from poollab.launcher.topology import Service, build_services, nodename
 from poollab.measure.bench.profiles import Profile, worker_service
+from poollab.measure.queues import remove_own_messages
 from poollab.measure.samples import read_samples
 from poollab.settings import Settings
 
@@ -242,11 +243,26 @@ class BenchLab:
         finally:
             self.resume(worker)
 
-    def purge(self, pool: str) -> int:
-        """Drop what is left in a queue after a cell that timed out."""
+    def purge(self, pool: str, ids: Collection[str]) -> int:
+        """Take what is left of a cell that timed out off its queue; returns how many.
+
+        On the embedded Redis the bench started, the queue is the bench's: it is dropped
+        whole. On a Redis it was given (``POOLLAB_BROKER_URL``) the bench deletes no queue:
+        it removes only its own messages, the ones whose task id is in ``ids``.
+        """
         assert self.redis is not None
-        with contextlib.suppress(redis.RedisError):
-            left = int(self.redis.llen(pool))
-            self.redis.delete(pool)
-            return left
-        return 0
+        try:
+            if self.embedded:
+                left = int(self.redis.llen(pool))
+                self.redis.delete(pool)
+                self.say(f"dropped queue '{pool}' ({left} jobs left) on the bench's own Redis")
+                return left
+            removed = remove_own_messages(self.redis, pool, ids)
+        except redis.RedisError as exc:
+            self.say(f"could not clear queue '{pool}': {exc}")
+            return 0
+        self.say(
+            f"removed {removed} of this cell's jobs from queue '{pool}' by task id "
+            "(POOLLAB_BROKER_URL is not the bench's own Redis: nothing else there is touched)"
+        )
+        return removed

@@ -193,12 +193,12 @@ class Runner:
     def _warm_up(self, spec: CellSpec, jobs: int, guess: float) -> float:
         """Run a few jobs first (imports, connections, pool start-up) and return their rate."""
         assert self.lab.client is not None
-        ids = publish(self.lab.client, spec.pool, spec.workload, spec.params, jobs)
+        ids = publish(self.lab.client, spec.pool, spec.workload, spec.params, jobs, remember=False)
         metas: dict[str, dict[str, Any]] = {}
         with contextlib.suppress(CeleryTimeout):
             metas = wait_for(self.lab.client, ids, timeout=cell_timeout_s(jobs, guess))
         if len(metas) < len(ids):
-            self.lab.purge(spec.pool)
+            self.lab.purge(spec.pool, set(ids) - set(metas))
             raise BenchError(
                 f"warm-up of {spec.pool} on {spec.workload}: {len(ids) - len(metas)} of "
                 f"{len(ids)} jobs did not finish; see the logs in {self.lab.run_dir / 'logs'}"
