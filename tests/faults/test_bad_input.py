@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -200,3 +202,57 @@ def test_a_chunked_body_past_the_limit_is_refused(lab: FaultLab) -> None:
     # the producer is fine afterwards
     status = _raw_request(port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert status.startswith(b"HTTP/1.1 200"), status[:300]
+
+
+def _http(port: int, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any]]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=data,
+        headers={"Content-Type": "application/json"},
+        method=method,
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_every_bad_field_is_listed_and_booleans_are_not_numbers(lab: FaultLab) -> None:
+    port = lab.settings.producer_port
+    before = {pool: lab.db.llen(pool) for pool in ALL_POOLS}
+    bad = {"pool": "solo", "kind": "io", "params": {"ms": True, "fail_rate": "1"}, "count": True}
+    status, error = _http(port, "POST", "/jobs", bad)
+    assert status == 422, error
+    assert [e["field"] for e in error["errors"]] == ["count", "params.ms", "params.fail_rate"]
+    assert error["field"] == "count"
+    assert {pool: lab.db.llen(pool) for pool in ALL_POOLS} == before
+
+
+def test_an_id_never_issued_is_404_while_an_issued_job_is_found_until_its_result(
+    lab: FaultLab,
+) -> None:
+    port = lab.settings.producer_port
+    unknown = str(uuid.uuid4())
+    status, error = _http(port, "GET", f"/jobs/{unknown}")
+    assert (status, error["id"]) == (404, unknown), error
+    status, accepted = _http(
+        port, "POST", "/jobs", {"pool": "threads", "kind": "noop", "params": {"x": 5}}
+    )
+    assert status == 202, accepted
+    (task_id,) = accepted["ids"]
+    status, job = _http(port, "GET", f"/jobs/{task_id}")
+    assert status == 200 and job["state"] in ("PENDING", "SUCCESS"), job
+    lab.wait_results([task_id], timeout_s=60)
+    status, job = _http(port, "GET", f"/jobs/{task_id}")
+    assert (status, job["state"], job["result"]) == (200, "SUCCESS", 5), job
+
+    # a message put on a queue by hand was never issued, but once a worker stored a result
+    # under its id (Celery records an unregistered task as a failure) it is found by it
+    raw = envelope("solo", b"[[], {}, {}]", "application/json", task_headers("poollab.nope"))
+    by_hand = json.loads(raw)["headers"]["id"]
+    lab.db.lpush("solo", raw)
+    assert lab.wait_results([by_hand], timeout_s=60)
+    status, job = _http(port, "GET", f"/jobs/{by_hand}")
+    assert (status, job["state"]) == (200, "FAILURE"), job
