@@ -100,16 +100,17 @@ def run(args: argparse.Namespace) -> int:
     )
     raise_open_file_limit()
 
-    async def main() -> None:
+    async def main() -> int:
         consumer = Consumer(config, settings)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, consumer.stop)
         await consumer.run()
+        # a background task failed for good: non-zero, so that a supervisor restarts it
+        return 0 if consumer.failure is None else 1
 
     with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
-        runner.run(main())
-    return 0
+        return runner.run(main())
 
 
 def loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop]:

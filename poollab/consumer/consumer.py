@@ -6,6 +6,12 @@ empty. Each message runs as its own asyncio task; its result, ack and events go 
 group-commit :class:`~poollab.consumer.writer.Writer`. Beside them: a heartbeat (events and
 the liveness key) and kombu's visibility-timeout restore sweep.
 
+Every background task runs supervised (:mod:`poollab.consumer.supervise`): a transient
+failure is logged and the task started again with backoff, any other ends the consumer with
+exit status 1 so that its supervisor restarts it. The liveness key is refreshed only while
+the consumer can make progress: not while its results cannot be written or messages cannot
+be taken.
+
 Stopping (SIGTERM): no more messages are taken; jobs waiting for their ETA are put back at
 once; running jobs get ``grace_s`` to finish; the rest are cancelled and put back, like
 kombu's ``restore_unacked`` at shutdown.
@@ -19,6 +25,7 @@ import logging
 import time
 import traceback
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +48,7 @@ from poollab.consumer.control import RemoteControl
 from poollab.consumer.events import HEARTBEAT_FREQ, EventDispatcher
 from poollab.consumer.runtime import CpuRunner, HttpClient, job_context
 from poollab.consumer.slots import Slots
+from poollab.consumer.supervise import supervise, transient
 from poollab.consumer.writer import Writer
 from poollab.hooks.layer import ConsumerHooks
 from poollab.settings import Settings
@@ -108,6 +116,12 @@ class Consumer:
         self.ready = asyncio.Event()
         # beats: the liveness key stays fresh only while this loop's heartbeat runs
         self.hooks = ConsumerHooks(settings.broker_url, beats=True)
+        # what ended the consumer when a background task failed for good (exit status 1)
+        self.failure: BaseException | None = None
+        # monotonic time of the first failed take of the current streak
+        self._fetch_failing_since: float | None = None
+        # why the last heartbeat did not refresh the liveness key (logged once per streak)
+        self._unwell: str | None = None
 
     # --- control -------------------------------------------------------------------------
 
@@ -133,12 +147,13 @@ class Consumer:
             await self._retrying(self.broker.declare)
             await self._retrying(lambda: self._beat("worker-online"))
             self.hooks.start(POOL, self.config.nodename, self.config.concurrency, self._info)
+            remote = self._remote()
             background = [
-                asyncio.create_task(self.writer.run(), name="writer"),
-                asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
-                asyncio.create_task(self._restore_loop(), name="restore"),
-                asyncio.create_task(self.cpu.warm(), name="cpu-warm"),
-                asyncio.create_task(self._remote().run(), name="control"),
+                self._supervised("writer", self.writer.run),
+                self._supervised("heartbeat", self._heartbeat_loop),
+                self._supervised("restore", self._restore_loop),
+                self._supervised("cpu-warm", self.cpu.warm, once=True),
+                self._supervised("control", remote.run),
             ]
             log.info(
                 "consumer %s: queue %r, -c %d, loop %s, cpu executor %s",
@@ -148,7 +163,10 @@ class Consumer:
             self.ready.set()
             await self._fetch_loop()
             await self._drain_jobs()
-            await self._flush(timeout_s=max(5.0, self.config.grace_s))
+            if self.failure is None:
+                await self._flush(timeout_s=max(5.0, self.config.grace_s))
+            else:
+                await self._return_unwritten()
         finally:
             for task in background:
                 task.cancel()
@@ -162,6 +180,27 @@ class Consumer:
             await self.http.close()
             self.cpu.shutdown()
             await self.broker.close()
+
+    def _supervised(
+        self, name: str, run: Callable[[], Awaitable[None]], *, once: bool = False
+    ) -> asyncio.Task[None]:
+        return asyncio.create_task(supervise(name, run, self._fatal, once=once), name=name)
+
+    def _fatal(self, name: str, exc: BaseException) -> None:
+        """A task failed for good: stop now (running jobs go back), exit non-zero."""
+        if self.failure is None:
+            self.failure = exc
+        self._hurry = True
+        self.stop()
+
+    async def _return_unwritten(self) -> None:
+        """After a fatal failure: the finished jobs whose results were not written go back to
+        the queue now rather than after the visibility timeout (if Redis lets them)."""
+        tags = self.writer.unwritten_tags()
+        if tags:
+            log.error("%d finished jobs without a written result go back to the queue", len(tags))
+        for tag in tags:
+            await self._restore(_Job(Taken(b"", True), tag=tag))
 
     async def _retrying(self, action: Any) -> None:
         backoff = Backoff()
@@ -191,7 +230,19 @@ class Consumer:
                 taken, waiting = await self.broker.take(want)
                 maybe_more = waiting > 0
                 backoff.reset()
+                self._fetch_failing_since = None
             except (RedisError, OSError) as exc:
+                if not transient(exc):
+                    log.critical(
+                        "taking messages failed and cannot be retried (%s: %s); "
+                        "the consumer stops (exit 1)",
+                        type(exc).__name__,
+                        exc,
+                    )
+                    self._fatal("fetch", exc)
+                    break
+                if self._fetch_failing_since is None:
+                    self._fetch_failing_since = time.monotonic()
                 delay = backoff.next()
                 log.warning("taking messages failed: %s; retrying in %.1fs", exc, delay)
                 await sleep_or_stop(delay, self._stopping)
@@ -410,8 +461,26 @@ class Consumer:
     async def _beat(self, event: str) -> None:
         message = self.events.worker(event, active=self._running(), processed=self.stats.processed)
         await self.broker.publish([message])
-        if event != "worker-offline":
+        if event == "worker-offline":
+            return
+        unwell = self._unwell_reason()
+        if unwell is None:
+            if self._unwell is not None:
+                log.warning("making progress again: reporting alive")
             self.hooks.heartbeat()
+        elif self._unwell is None:
+            log.warning("not reporting alive: %s", unwell)
+        self._unwell = unwell
+
+    def _unwell_reason(self) -> str | None:
+        """Why the consumer cannot make progress now, or None: the liveness key then expires."""
+        stalled = self.writer.stalled()
+        if stalled is not None:
+            return stalled
+        if self._fetch_failing_since is not None:
+            failing = time.monotonic() - self._fetch_failing_since
+            return f"messages cannot be taken for {failing:.1f}s"
+        return None
 
     def _remote(self) -> RemoteControl:
         return RemoteControl(self.config, self.settings, self._info, self.stats, self._jobs)
