@@ -220,14 +220,21 @@ def test_steps_give_each_pools_throughput_per_level_and_where_it_stops_growing(
     assert "| celery | gevent:io | 10.0 | 20.0 | 21.0 * | 30.0 |" in table
 
 
-def test_load_without_a_lab_says_so(tmp_path: Path) -> None:
+def test_load_without_a_lab_says_so(redis_url: str, tmp_path: Path) -> None:
     (port,) = free_ports(1)
+    argv = [POOLLAB, "load", "--host", f"http://127.0.0.1:{port}", "--out", str(tmp_path)]
+    # no broker given and no lab running here: refused before anything is sent
+    env = {k: v for k, v in os.environ.items() if k != "POOLLAB_BROKER_URL"}
     result = subprocess.run(
-        [POOLLAB, "load", "--host", f"http://127.0.0.1:{port}", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+        argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "no broker" in result.stderr
+    # a broker, but no producer answering
+    env["POOLLAB_BROKER_URL"] = redis_url
+    result = subprocess.run(
+        argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )  # fmt: skip
     assert result.returncode == 2
     assert "does not answer" in result.stderr
 
