@@ -15,14 +15,28 @@ run is a leak. For prefork the remedies are Celery's own: ``--max-tasks-per-chil
 child above KB resident), both accepted here and passed to the prefork worker.
 
 The load is bounded: a pool that falls behind by more than ``--max-backlog-s`` seconds of
-jobs gets none until it catches up (counted as ``skipped``), so a slow pool measures itself,
-not an ever-growing queue. The counts add up: published = completed + failed + pending,
-and every job that was not skipped was published.
+jobs gets none until it catches up (counted as ``skipped_backlog``), so a slow pool measures
+itself, not an ever-growing queue; a publish the broker refused is ``publish_failed``. Both
+are ``skipped``. The counts add up: published = completed + failed + pending, and every job
+that was due and not skipped was published.
+
+Runs are counted per job id, all run long: every consumer (Celery's Redis backend and the
+asyncio consumer alike) stores a result with ``SET`` and ``PUBLISH``es it on the result key's
+channel in the same step, so a subscription to ``celery-task-meta-*`` (:class:`RunCounter`)
+sees each store, also a second one that overwrites the first before it is read. A job whose
+final result is published twice ran twice. Results are read by key (and deleted, so that a
+long soak does not fill Redis), the ids are kept.
+
+The soak fails (exit status 1, the reasons printed and in the report's ``verdict``) when a
+job is lost (no result after the drain), a job ran twice, more than 1 % of the jobs due to a
+pool were skipped, a worker exited, or the run counts are incomplete (the subscription
+broke, or a result was read whose publication was never seen).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -30,13 +44,18 @@ import os
 import platform
 import socket
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from rich.console import Console
 from rich.table import Table
 
@@ -45,7 +64,7 @@ from poollab.launcher.cli import parse_pools
 from poollab.launcher.lab import Lab, LabError
 from poollab.launcher.redis_server import RedisServer, free_port
 from poollab.launcher.topology import Service, build_services
-from poollab.measure.collect import collect, meta_key
+from poollab.measure.collect import FINAL_STATES, META_PREFIX, collect, meta_key
 from poollab.measure.proctree import ProcessTree, TreeUsage
 from poollab.settings import ALL_POOLS, PoolName, Settings
 from poollab.stopping import Stop, StopSignals
@@ -65,12 +84,18 @@ JOB_MIX: tuple[tuple[str, dict[str, Any]], ...] = (
 # is skipped, not sent as a burst)
 _BURST = 50
 _TICK_S = 0.05
+# the share of due jobs a pool may have skipped (behind, or the broker refused them)
+MAX_SKIPPED_SHARE = 0.01
+# how long the end waits for the publication of results already read to arrive
+_SETTLE_S = 5.0
 
 
 SOAK_DESCRIPTION = """\
 Start a lab of its own, publish a fixed mix of small jobs at a fixed rate to each pool for
-MINUTES, sample throughput and the RSS of each worker's process tree, and report the memory
-slope (MB/min over the second half) per pool as JSON and a PNG chart.
+MINUTES, sample throughput and the RSS and USS of each worker's process tree, and report the
+memory slopes (MB/min over the second half) per pool as JSON and a PNG chart. Counts runs per
+job id; exits 1 when a job was lost or ran twice, more than 1 % of the jobs due were skipped,
+or a worker exited.
 """
 
 
@@ -159,13 +184,18 @@ class PoolLoad:
     completed: int = 0
     failed: int = 0
     failures: dict[str, int] = field(default_factory=dict)
+    skipped_backlog: int = 0
+    publish_failed: int = 0
     # job id -> nothing; the ids whose result has not been read yet
     pending: dict[str, None] = field(default_factory=dict)
+    # the ids whose final result has been read (kept: a second run is counted against them)
+    done_ids: set[str] = field(default_factory=set)
     samples: list[dict[str, Any]] = field(default_factory=list)
     exited: int | None = None
     _done_at_last_sample: int = 0
 
-    def record(self, meta: dict[str, Any]) -> None:
+    def record(self, task_id: str, meta: dict[str, Any]) -> None:
+        self.done_ids.add(task_id)
         if meta.get("status") == "SUCCESS":
             self.completed += 1
         else:
@@ -184,10 +214,67 @@ def read_results(client: Any, load: PoolLoad) -> None:
     otherwise leave tens of thousands of keys in Redis."""
     finished = collect(client, list(load.pending), timeout_s=0).metas
     for task_id, meta in finished.items():
-        load.record(meta)
+        load.record(task_id, meta)
         del load.pending[task_id]
     if finished:
         client.delete(*map(meta_key, finished))
+
+
+class RunCounter:
+    """Counts the final results stored per job id, from their publication (see the module).
+
+    A thread reads a ``PSUBSCRIBE celery-task-meta-*`` on a connection of its own, started
+    (and confirmed) before the first job is published. The connection does not reconnect
+    silently: if it breaks, ``broken`` says why and the counts are known to be incomplete.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0))
+        self._pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
+        self.runs: Counter[str] = Counter()
+        self.broken: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="soak-run-counter", daemon=True)
+
+    def start(self, timeout_s: float = 10.0) -> RunCounter:
+        self._pubsub.psubscribe(META_PREFIX + "*")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            message = self._pubsub.get_message(timeout=0.1)
+            if message is not None and message["type"] == "psubscribe":
+                self._thread.start()
+                return self
+        raise CliError("could not subscribe to the results' channel")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                message = self._pubsub.get_message(timeout=0.2)
+            except (redis.RedisError, OSError, ValueError) as exc:
+                self.broken = f"the subscription to results broke: {exc}"
+                return
+            if message is None or message["type"] != "pmessage":
+                continue
+            channel = message["channel"].decode(errors="replace")
+            try:
+                meta = json.loads(message["data"])
+            except (ValueError, UnicodeDecodeError):
+                continue
+            if isinstance(meta, dict) and meta.get("status") in FINAL_STATES:
+                self.runs[channel.removeprefix(META_PREFIX)] += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5.0)
+        with contextlib.suppress(redis.RedisError, OSError):
+            self._pubsub.close()
+        self._client.close()
+
+
+def unseen(load: PoolLoad, counter: RunCounter) -> list[str]:
+    """The ids whose result was read but whose publication the counter has not seen."""
+    return [task_id for task_id in load.done_ids if counter.runs[task_id] == 0]
 
 
 # --- running ------------------------------------------------------------------------------
@@ -270,8 +357,10 @@ def run(args: argparse.Namespace) -> int:
         return 130
     write_report(report, args.out, args.chart or args.out.with_suffix(".png"))
     print_summary(report)
-    lost = sum(p["counts"]["pending"] for p in report["pools"].values())
-    return 1 if lost else 0
+    reasons = report["verdict"]["reasons"]
+    for reason in reasons:
+        console.print(f"[red]soak failed: {reason}[/]")
+    return 1 if reasons else 0
 
 
 def soak(
@@ -280,6 +369,8 @@ def soak(
     from poollab.celery_config import make_client
     from poollab.producer.publish import BrokerUnavailable, publish
 
+    # subscribed before the first job is published: every result stored is seen
+    counter = RunCounter(settings.result_backend_url).start()
     client = make_client("poollab-soak", settings)
     results = client.backend.client
     loads: dict[str, PoolLoad] = {
@@ -335,16 +426,21 @@ def soak(
                 # a stall (or a pool far behind) is skipped, not made up with a burst
                 allowed = min(due, _BURST, max(max_pending - len(load.pending), 0))
                 load.skipped += due - allowed
+                load.skipped_backlog += due - allowed
                 for _ in range(allowed):
                     kind, params = JOB_MIX[sent % len(JOB_MIX)]
                     sent += 1
                     try:
-                        (task_id,) = publish(client, load.pool, kind, params, 1)
-                    except BrokerUnavailable:
-                        load.skipped += 1
-                        continue
+                        ids = publish(client, load.pool, kind, params, 1, remember=False)
+                    except BrokerUnavailable as exc:
+                        # sent before the failure: it may well run, so it is counted
+                        ids = exc.published
+                        if not ids:
+                            load.skipped += 1
+                            load.publish_failed += 1
+                            continue
                     load.published += 1
-                    load.pending[task_id] = None
+                    load.pending[ids[0]] = None
             if elapsed >= next_sample:
                 sample(elapsed)
                 next_sample += args.interval
@@ -360,9 +456,21 @@ def soak(
             time.sleep(0.5)
             for load in loads.values():
                 read_results(results, load)
+        # the publication of a result read last may still be on its way to the counter
+        deadline = time.monotonic() + _SETTLE_S
+        while counter.broken is None and time.monotonic() < deadline:
+            if not any(unseen(load, counter) for load in loads.values()):
+                break
+            time.sleep(0.05)
+        if lab.redis is None:  # a Redis it was given: its own unfinished jobs go, nothing else
+            from poollab.measure.queues import remove_leftovers
+
+            leftovers = {load.pool: list(load.pending) for load in loads.values()}
+            console.print(remove_leftovers(settings.broker_url, leftovers, "soak"))
     finally:
+        counter.stop()
         client.close()
-    return build_report(loads, args, duration_s, started_wall, command, settings)
+    return build_report(loads, args, duration_s, started_wall, command, settings, counter)
 
 
 def _progress(loads: dict[str, PoolLoad], elapsed: float) -> None:
@@ -380,8 +488,12 @@ def build_report(
     started_wall: float,
     command: str,
     settings: Settings,
+    counter: RunCounter,
 ) -> dict[str, Any]:
     pools: dict[str, Any] = {}
+    reasons: list[str] = []
+    if counter.broken is not None:
+        reasons.append(counter.broken)
     for pool, load in loads.items():
         rss = [(s["t_s"], s["rss_mb"]) for s in load.samples if s["rss_mb"] is not None]
         uss = [(s["t_s"], s["uss_mb"]) for s in load.samples if s["uss_mb"] is not None]
@@ -389,6 +501,12 @@ def build_report(
         slope = slope_per_min(window)
         uss_slope = slope_per_min(second_half(uss, duration_s))
         rates = [s["throughput_per_s"] for s in load.samples if s["throughput_per_s"] is not None]
+        runs = {task_id: counter.runs[task_id] for task_id in (*load.done_ids, *load.pending)}
+        twice = sorted(task_id for task_id, n in runs.items() if n > 1)
+        not_seen = unseen(load, counter)
+        due = load.published + load.skipped
+        skipped_share = load.skipped / due if due else 0.0
+        reasons += _pool_reasons(load, twice, not_seen, skipped_share)
         pools[pool] = {
             "service": load.service,
             "concurrency": settings.concurrency(pool),  # type: ignore[arg-type]
@@ -398,6 +516,16 @@ def build_report(
                 "completed": load.completed,
                 "failed": load.failed,
                 "pending": len(load.pending),
+                "skipped_backlog": load.skipped_backlog,
+                "publish_failed": load.publish_failed,
+                "skipped_share": round(skipped_share, 5),
+            },
+            "runs": {
+                "counted": sum(runs.values()),
+                "ran_twice": len(twice),
+                "ran_twice_ids": twice[:20],
+                "max_per_id": max(runs.values(), default=0),
+                "unseen": len(not_seen),
             },
             "failures": load.failures,
             "exited": load.exited,
@@ -413,6 +541,12 @@ def build_report(
                 "slope_mb_per_min": _round(slope),
                 "slope_window_s": [window[0][0], window[-1][0]] if window else None,
                 "uss_slope_mb_per_min": _round(uss_slope),
+            },
+            "uss_mb": {
+                "first": uss[0][1] if uss else None,
+                "last": uss[-1][1] if uss else None,
+                "peak": max(v for _, v in uss) if uss else None,
+                "slope_mb_per_min": _round(uss_slope),
             },
             "samples": load.samples,
         }
@@ -431,7 +565,33 @@ def build_report(
             "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
         },
         "pools": pools,
+        "verdict": {"ok": not reasons, "reasons": reasons},
     }
+
+
+def _pool_reasons(
+    load: PoolLoad, twice: list[str], not_seen: list[str], skipped_share: float
+) -> list[str]:
+    """Why this pool's part of the soak failed (nothing when it passed)."""
+    reasons = []
+    if load.pending:
+        reasons.append(f"{load.pool}: {len(load.pending)} jobs have no result (lost)")
+    if twice:
+        reasons.append(f"{load.pool}: {len(twice)} jobs ran more than once, e.g. {twice[0]}")
+    if skipped_share > MAX_SKIPPED_SHARE:
+        reasons.append(
+            f"{load.pool}: {load.skipped} of {load.published + load.skipped} jobs due were "
+            f"skipped ({skipped_share:.1%} > {MAX_SKIPPED_SHARE:.0%}: {load.skipped_backlog} "
+            f"behind, {load.publish_failed} refused by the broker); the load was not held"
+        )
+    if load.exited is not None:
+        reasons.append(f"{load.pool}: its worker exited with {load.exited}")
+    if not_seen:
+        reasons.append(
+            f"{load.pool}: {len(not_seen)} results were read whose publication was not seen: "
+            "runs could not be counted"
+        )
+    return reasons
 
 
 def _round(value: float | None) -> float | None:
@@ -508,10 +668,12 @@ def print_summary(report: dict[str, Any]) -> None:
         "RSS last",
         "RSS peak",
         "MB/min",
+        "USS MB/min",
+        "ran twice",
     ):
         table.add_column(column, justify="right")
     for pool, data in report["pools"].items():
-        counts, rss = data["counts"], data["rss_mb"]
+        counts, rss, uss = data["counts"], data["rss_mb"], data["uss_mb"]
         table.add_row(
             pool,
             str(counts["published"]),
@@ -522,5 +684,7 @@ def print_summary(report: dict[str, Any]) -> None:
             f"{data['throughput_per_s']['mean']:.1f}",
             *(f"{rss[k]:.1f}" if rss[k] is not None else "-" for k in ("first", "last", "peak")),
             f"{rss['slope_mb_per_min']:+.3f}" if rss["slope_mb_per_min"] is not None else "-",
+            f"{uss['slope_mb_per_min']:+.3f}" if uss["slope_mb_per_min"] is not None else "-",
+            str(data["runs"]["ran_twice"]),
         )
     Console().print(table)
