@@ -137,7 +137,7 @@ def remember_issued(app: Celery, ids: list[str]) -> None:
 
     Written to the result store (where ``GET /jobs/{id}`` reads) before the jobs are
     published, so that a job a client was told about is always known. The cost: one round
-    trip per request, whatever its ``count``, and ~100 bytes of Redis memory per job for
+    trip per request, whatever its ``count``, and ~150 bytes of Redis memory per job for
     ``result_expires`` seconds.
     """
     if not ids:
