@@ -13,6 +13,8 @@ business (and :class:`poollab.worker.tasks.CheckedRequest`'s).
 **A worker that loses Redis while it holds unacknowledged jobs reconnects.** See
 :meth:`Channel._connparams`.
 
+**A worker without an event loop sweeps too.** See :meth:`Channel._restore_when_idle`.
+
 :func:`install` makes it the transport of ``redis://`` and ``rediss://`` URLs in this process
 (kombu's alias table is global); :func:`poollab.celery_config.make_celery` calls it, so every
 Celery app of the lab, its workers and Flower included, uses it. It is installed under the
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from queue import Empty
 from typing import Any
 
@@ -75,6 +78,7 @@ def _shown(item: Any) -> str:
 class Channel(kombu_redis.Channel):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._saved_connparams: dict[bool, dict[str, Any]] = {}
+        self._last_idle_restore = 0.0
         super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
@@ -98,12 +102,43 @@ class Channel(kombu_redis.Channel):
     def _brpop_read(self, **options: Any) -> Any:
         try:
             return super()._brpop_read(**options)  # type: ignore[no-untyped-call]
+        except Empty:
+            self._restore_when_idle()
+            raise
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             # raised by kombu parsing the popped item, before anything was delivered (Celery
             # reports a body it cannot decode as its own DecodeError, never as these); the
             # item is already off the list, so dropping it is all that is left to do
             log.error("dropped a queue item that is not a JSON envelope: %r", exc)
             return None
+
+    def _restore_when_idle(self) -> None:
+        """Sweep for messages held past the visibility timeout, at most every restore interval.
+
+        With an event loop (prefork, threads, solo) kombu sweeps on a timer. Without one
+        (gevent and eventlet workers, ``drain_events``) it sweeps only in a poll that saw no
+        event at all; but a BRPOP is always outstanding and its empty reply (after
+        ``brpop_timeout``, 1 s) is an event, which kombu turns into ``Empty`` before reaching
+        the sweep. So such a worker swept once at start, never after: the jobs of a worker
+        killed while it ran stayed in ``unacked`` until some consumer restarted (found by
+        the fault tests, kombu 5.7). Here the empty reply sweeps instead.
+        """
+        cycle = getattr(self.connection, "cycle", None)
+        if getattr(cycle, "_restore_messages_tref", None) is not None:
+            return  # an event loop sweeps on its timer
+        client = self.connection.client
+        options = client.transport_options if client is not None else {}
+        interval = float(options.get("unacked_restore_interval", self.unacked_restore_interval))
+        now = time.monotonic()
+        if now - self._last_idle_restore < interval:
+            return
+        self._last_idle_restore = now
+        try:
+            self.qos.restore_visible(
+                num=self.unacked_restore_limit, interval=self.unacked_restore_throttle
+            )
+        except self.connection_errors as exc:
+            log.debug("sweep for unacknowledged messages failed: %r; next time", exc)
 
     def _get(self, queue: Any, timeout: Any = None) -> Any:
         # the polling path (basic_get) parses items the same way; a run of bad items is

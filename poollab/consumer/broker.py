@@ -17,7 +17,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -143,6 +143,9 @@ class Broker:
         self._pop = client.register_script(POP_AND_HOLD)
         self._store_and_ack = client.register_script(STORE_AND_ACK)
         self._pop_keys = [layout.UNACKED, layout.UNACKED_INDEX, *self.queue.keys]
+        # told the ids whose results are written, and whether their acks went in the same
+        # write (results in the broker's Redis) or are still to come (results elsewhere)
+        self.on_stored: Callable[[list[str], bool], Awaitable[None]] | None = None
 
     async def declare(self) -> None:
         """Bind the queue as a Celery worker's ``Queue(name)`` declaration does."""
@@ -190,8 +193,11 @@ class Broker:
                     *(part for event in events for part in event),
                 ],
             )
+            if stores and self.on_stored is not None:
+                await self.on_stored([c.task_id for c in stores if c.task_id], True)
             return
-        # results in another Redis: stored there first, acked here after
+        # results in another Redis: stored there first, acked here after (a kill in between
+        # runs the job again: the one duplicate at-least-once allows)
         if stores:
             async with self.backend.pipeline(transaction=False) as pipe:
                 for completion in stores:
@@ -199,6 +205,8 @@ class Broker:
                     pipe.set(key, completion.meta, ex=self.result_expires)  # type: ignore[arg-type]
                     pipe.publish(key, completion.meta)  # type: ignore[arg-type]
                 await pipe.execute()
+            if self.on_stored is not None:
+                await self.on_stored([c.task_id for c in stores if c.task_id], False)
         if acks or events:
             async with self.client.pipeline(transaction=False) as pipe:
                 if acks:

@@ -100,6 +100,7 @@ class Consumer:
         if settings.result_backend_url != settings.broker_url:
             backend = make_client(settings.result_backend_url, config.redis_connections)
         self.broker = Broker(client, config.queue, settings.result_expires, backend)
+        self.broker.on_stored = self._stored
         self.events = EventDispatcher(
             config.nodename,
             layout.redis_db(settings.broker_url),
@@ -312,7 +313,7 @@ class Consumer:
         self.stats.processed += 1
         job.started_at = time.time()
         self.stats.by_task[message.task] += 1
-        self.hooks.job_started()
+        self.hooks.job_started(message.task_id)
         if message.expires is not None and datetime.now(UTC) > message.expires:
             self._finish(
                 message,
@@ -385,6 +386,14 @@ class Consumer:
     def _finish(self, message: protocol.TaskMessage, meta: str) -> None:
         stored = None if message.ignore_result else meta
         self.writer.add(Completion(message.task_id, stored, message.delivery_tag))
+
+    async def _stored(self, task_ids: list[str], acked: bool) -> None:
+        """Results written (by the writer); ``acked`` when their acks went in the same write."""
+        for task_id in task_ids:
+            self.hooks.job_stored(task_id)
+        if not acked and self.hooks.pause_after_store_s > 0:
+            # test-only (POOLLAB_TEST_PAUSE_AFTER_STORE_S): a kill here runs the jobs again
+            await asyncio.sleep(self.hooks.pause_after_store_s)
 
     def _reject(self, job: _Job, rejected: protocol.Rejected) -> None:
         self.stats.rejected += 1

@@ -2,8 +2,13 @@
 
 One object per consumer (a Celery worker of any pool, or the asyncio consumer):
 
-* ``job_started()`` / ``job_finished(ok)``: counters in shared memory (prefork's children
-  count into their parent's), read by the sampler; no write per job.
+* ``job_started(task_id)`` / ``job_finished(ok)``: counters in shared memory (prefork's
+  children count into their parent's), read by the sampler; no write per job.
+* ``job_stored(task_id)``: the job's result is written, its message not yet acknowledged.
+  With ``POOLLAB_RUN_JOURNAL`` set (tests), starts and stores are appended to that file
+  (:mod:`poollab.hooks.journal`); off, they cost one comparison. ``pause_after_store_s``
+  (``POOLLAB_TEST_PAUSE_AFTER_STORE_S``, test-only, 0 by default) is how long the consumer
+  waits there, so a test can kill it between the store and the ack.
 * the sampler (:mod:`poollab.hooks.sampler`): the consumer's whole process tree (RSS, PSS,
   USS, CPU, processes) and the counts, one sample per interval on ``poollab:samples:<pool>``,
   which the collector serves as metrics and the bench reads for its cells.
@@ -21,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -28,6 +34,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from poollab.hooks.counters import JobCounts
+from poollab.hooks.journal import RunJournal
 from poollab.hooks.liveness import ALIVE_TTL_S, alive_key, alive_value
 from poollab.hooks.sampler import DEFAULT_INTERVAL_S, MAX_INTERVAL_S, AliveKey, Sampler
 
@@ -42,6 +49,11 @@ class HookSettings(BaseSettings):
 
     # seconds between resource samples (at most 1 s); 0 turns sampling off (liveness stays)
     sample_interval_s: float = Field(DEFAULT_INTERVAL_S, ge=0.0, le=MAX_INTERVAL_S)
+    # test-only: the file every job start and result store is appended to; unset, none is
+    run_journal: Path | None = None
+    # test-only: seconds a consumer waits after storing a result, before acknowledging its
+    # message, so that a test can kill it in that window (0: no wait)
+    test_pause_after_store_s: float = Field(0.0, ge=0.0)
 
 
 class ConsumerHooks:
@@ -57,10 +69,16 @@ class ConsumerHooks:
         *,
         interval_s: float | None = None,
         beats: bool = False,
+        pool: str = "",
     ) -> None:
+        settings = HookSettings()
         self.broker_url = broker_url
-        self.interval_s = HookSettings().sample_interval_s if interval_s is None else interval_s
+        self.interval_s = settings.sample_interval_s if interval_s is None else interval_s
         self.counts = JobCounts()
+        # the pool named in the run journal's lines (start() sets it too)
+        self.pool = pool
+        self.journal = RunJournal(settings.run_journal) if settings.run_journal else None
+        self.pause_after_store_s = settings.test_pause_after_store_s
         self.sampler: Sampler | None = None
         self.node = ""
         self._info: dict[str, Any] = {}
@@ -70,11 +88,19 @@ class ConsumerHooks:
 
     # --- per job: called where the job runs (a prefork child, a thread, a greenlet, a task) ---
 
-    def job_started(self) -> None:
+    def job_started(self, task_id: str) -> None:
         self.counts.start()
+        if self.journal is not None:
+            self.journal.write("start", task_id, self.pool)
 
     def job_finished(self, ok: bool) -> None:
         self.counts.record(ok)
+
+    def job_stored(self, task_id: str) -> None:
+        """The job's result is written; its message is acknowledged after this returns (or,
+        where one write does both, was acknowledged with it)."""
+        if self.journal is not None:
+            self.journal.write("stored", task_id, self.pool)
 
     # --- the consumer's life --------------------------------------------------------------
 
@@ -92,6 +118,7 @@ class ConsumerHooks:
         if self.sampler is not None:
             return
         self.node = node
+        self.pool = pool
         self._info = {"pool": pool, "concurrency": concurrency, "pid": os.getpid(), **info}
         value = alive_value(self._info)
         sampling = self.interval_s > 0

@@ -1,4 +1,7 @@
-"""At-least-once: a killed consumer's jobs come back; a stopped one finishes or returns its own."""
+"""A stopped consumer finishes or returns its own jobs.
+
+A killed one's jobs come back and run again, counted per id: tests/faults/test_worker_death.py.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 from celery import Celery
-from celery.result import AsyncResult
 
 from poollab.consumer import layout
 from tests.consumer.conftest import ConsumerFactory
@@ -45,25 +47,6 @@ def _stored(db: redis.Redis, ids: list[str]) -> dict[str, str]:
 
 def _queued_ids(db: redis.Redis) -> list[str]:
     return [json.loads(raw)["headers"]["id"] for raw in db.lrange("asyncio", 0, -1)]
-
-
-def test_sigkill_mid_job_then_restart_loses_nothing(
-    consumer_env: dict[str, str], start_consumer: ConsumerFactory, client: Celery, db: redis.Redis
-) -> None:
-    env = {**consumer_env, "POOLLAB_VISIBILITY_TIMEOUT": "3"}
-    first = start_consumer(env, "-c", "20", nodename="asyncio@crash")
-    ids = _sleep_jobs(client, 20, 2_000)
-    wait_until(lambda: db.zcard(layout.UNACKED_INDEX) == 20, "all 20 jobs held")
-    time.sleep(0.5)
-    first.kill()
-    assert db.hlen(layout.UNACKED) == 20 - len(_stored(db, ids))
-
-    start_consumer(env, "-c", "20", nodename="asyncio@crash")
-    states = {i: AsyncResult(i, app=client).get(timeout=60) for i in ids}
-    assert len(states) == 20
-    assert all(value["value"] == 2_000 for value in states.values())
-    wait_until(lambda: db.hlen(layout.UNACKED) == 0, "acks")
-    assert db.llen("asyncio") == 0
 
 
 def test_sigterm_finishes_running_jobs_and_leaves_the_rest_queued(

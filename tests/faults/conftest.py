@@ -1,16 +1,22 @@
 """Labs of real processes on a real Redis for the fault tests, and how runs are counted.
 
-Counting runs: every Celery worker logs ``Task poollab.<kind>[<id>] received`` each time a
-message is delivered to it and ``... succeeded in`` each time a job ran to its end (the
-asyncio consumer logs the same two lines). A job that was lost never succeeds; a job that
-ran twice succeeds twice. The tests count both from the workers' own logs, so nothing
-test-only is added to the job catalogue and a duplicate cannot hide behind the result key,
+Counting runs: every lab's consumers write the run journal (``POOLLAB_RUN_JOURNAL``,
+:mod:`poollab.hooks.journal`): a ``start`` line each time a job begins to run and a
+``stored`` line each time its result is written, with the task id, from the process that ran
+it. A job that was lost has no ``stored`` line; a job that ran to its end twice has two.
+:meth:`FaultLab.journal` reads it back into counts per id (:class:`RunCounts`). Nothing
+test-only is added to the job catalogue, and a duplicate cannot hide behind the result key,
 which a second run simply overwrites.
+
+:class:`Runs` counts from the Celery workers' log lines instead (``Task poollab.<kind>[<id>]
+received`` / ``succeeded`` / ``retry:`` / ``raised``): retries and failures, which the
+journal does not tell apart.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -28,6 +34,7 @@ import redis
 from celery import Celery
 
 from poollab.celery_config import make_client
+from poollab.hooks.journal import read_journal
 from poollab.launcher.lab import Lab
 from poollab.launcher.redis_server import RedisServer
 from poollab.launcher.topology import Service, build_services
@@ -42,6 +49,8 @@ SMALL_CONCURRENCY = {
     "POOLLAB_CONCURRENCY_GEVENT": "3",
     "POOLLAB_CONCURRENCY_ASYNCIO": "3",
 }
+
+JOURNAL_VAR = "POOLLAB_RUN_JOURNAL"
 
 _RUN_LINE = re.compile(r"Task poollab\.\w+\[([0-9a-f-]{36})\] (received|succeeded|retry:|raised)")
 
@@ -74,13 +83,43 @@ class Runs:
         return cls(counts["received"], counts["succeeded"], counts["retry:"], counts["raised"])
 
 
-def wait_until(check: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+@dataclass
+class RunCounts:
+    """Per job id, from the run journal: runs begun, results stored, and the processes."""
+
+    started: Counter[str]
+    stored: Counter[str]
+    # the pids that began each job, in order
+    pids: dict[str, list[int]]
+
+    @classmethod
+    def read(cls, path: Path) -> RunCounts:
+        started: Counter[str] = Counter()
+        stored: Counter[str] = Counter()
+        pids: dict[str, list[int]] = {}
+        for line in read_journal(path):
+            if line.event == "start":
+                started[line.task_id] += 1
+                pids.setdefault(line.task_id, []).append(line.pid)
+            else:
+                stored[line.task_id] += 1
+        return cls(started, stored, pids)
+
+
+def wait_until(
+    check: Callable[[], bool],
+    what: str,
+    timeout_s: float = 30.0,
+    explain: Callable[[], str] | None = None,
+) -> None:
+    """Wait for ``check`` (bounded); ``explain`` says what was seen instead when it times out."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+    seen = f"; {explain()}" if explain is not None else ""
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}{seen}")
 
 
 def settings_from(env: dict[str, str]) -> Settings:
@@ -120,6 +159,14 @@ class FaultLab:
     def runs(self, pool: str) -> Runs:
         return Runs.parse(self.log(self.service_name(pool)))
 
+    @property
+    def journal_path(self) -> Path:
+        return Path(self.env[JOURNAL_VAR])
+
+    def journal(self) -> RunCounts:
+        """Runs per job id, as the lab's consumers wrote them (every consumer of the lab)."""
+        return RunCounts.read(self.journal_path)
+
     def pid(self, name: str) -> int:
         return self.lab.running[name].process.pid
 
@@ -131,8 +178,12 @@ class FaultLab:
             os.killpg(run.process.pid, signal.SIGKILL)
         run.process.wait(10)
 
-    def restart(self, name: str) -> None:
-        self.lab.restart(self.lab.running[name].service, timeout_s=90)
+    def restart(self, name: str, **env: str) -> None:
+        """Start the service again; ``env``: variables that differ from then on."""
+        service = self.lab.running[name].service
+        if env:
+            service = dataclasses.replace(service, env={**service.env, **env})
+        self.lab.restart(service, timeout_s=90)
 
     def alive(self, name: str) -> bool:
         return self.lab.running[name].process.poll() is None
@@ -153,7 +204,13 @@ def make_lab(
     with_flower: bool = False,
     name: str = "lab",
 ) -> FaultLab:
-    env = {**os.environ, **service_env(broker_url), **SMALL_CONCURRENCY, **(extra_env or {})}
+    env = {
+        **os.environ,
+        **service_env(broker_url),
+        **SMALL_CONCURRENCY,
+        JOURNAL_VAR: str(tmp_path / name / "runs.journal"),
+        **(extra_env or {}),
+    }
     settings = settings_from(env)
     wanted = {"upstream": with_upstream, "producer": with_producer, "flower": with_flower}
     services: list[Service] = [
