@@ -208,17 +208,16 @@ async def test_a_large_count_is_remembered_in_one_round_trip(
     monkeypatch.setattr(redis.client.Pipeline, "execute", counted)
     base, session = api
     client = redis.Redis.from_url(redis_url)
-    before = client.info("commandstats")
     body = {"pool": "solo", "kind": "noop", "count": 10_000}
     async with session.post(f"{base}/jobs", json=body) as response:
         assert response.status == 202
         ids = (await response.json())["ids"]
-    after = client.info("commandstats")
     # the ids' pipeline, plus kombu's few declaring the queue
     assert executed.count(10_000) == 1 and sum(executed) < 10_000 + 20, executed
-    sets = after["cmdstat_set"]["calls"] - before.get("cmdstat_set", {}).get("calls", 0)
-    assert sets == 10_000
-    assert client.exists(*(issued_key(task_id) for task_id in ids[:100])) == 100
+    # counted in this test's own database (the server's command counters are shared with
+    # other tests' processes, whose hooks write liveness keys)
+    issued = {key for key in client.scan_iter(match=issued_key("*"), count=1000)}
+    assert issued == {issued_key(task_id).encode() for task_id in ids}
     client.close()
 
 
