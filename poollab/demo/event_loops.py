@@ -18,17 +18,18 @@ from poollab.demo.result import Cell, DemoResult, Row, Verdict, ratio
 from poollab.measure import charts
 
 NAME = "event-loops"
-CLAIM = "uvloop runs the same asyncio network code faster than the default event loop."
+CLAIM = (
+    "uvloop runs the same asyncio network code faster than the default event loop: at least "
+    "1.1x its rate on every workload (echo over protocols, echo over streams, HTTP via aiohttp)."
+)
 TALK = "uvloop, a drop-in libuv-based event loop, makes asyncio network code markedly faster"
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
     "asyncio": asyncio.new_event_loop,
     "uvloop": uvloop.new_event_loop,
 }
-# uvloop must beat the default loop by this much on the protocol echo (where the loop's own
-# work weighs most) to count as faster, beyond noise, and must not fall below NOT_SLOWER on
-# any other workload
+# uvloop must beat the default loop by this much on every workload to count as faster: best
+# runs of the same workload move by several percent from run to run, so a ratio near 1 is a tie
 FASTER = 1.1
-NOT_SLOWER = 0.95
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,7 @@ def run(ctx: DemoContext) -> DemoResult:
             "echo: 64-byte messages, one in flight per client, over asyncio.Protocol callbacks "
             "or over asyncio streams; http: aiohttp server and client, GET returning 5 bytes",
             "each figure is the best of the repeats; runs stop at their count or time limit",
-            f"held means: uvloop at least {FASTER}x the default loop's rate on the protocol "
-            f"echo and at least {NOT_SLOWER}x on the other workloads",
+            f"held means: uvloop at least {FASTER}x the default loop's rate on every workload",
         ],
         chart=_chart(ctx, rows),
         quick=ctx.quick,
@@ -146,15 +146,17 @@ def _rows(workloads: list[_Workload], best: dict[tuple[str, str], tuple[int, flo
 
 def _verdict(speedups: dict[str, float]) -> tuple[Verdict, str]:
     figures = ", ".join(f"{name} {value:.2f}x" for name, value in speedups.items())
-    slower = [name for name, value in speedups.items() if value < NOT_SLOWER]
-    if speedups.get("echo-protocol", 0.0) < FASTER:
-        return Verdict.NOT_HELD, f"uvloop not clearly faster on the protocol echo: {figures}"
-    if slower:
+    if not speedups:
+        return Verdict.NOT_HELD, "no workload was measured"
+    not_faster = [name for name, value in speedups.items() if value < FASTER]
+    if len(not_faster) == len(speedups):
+        return Verdict.NOT_HELD, f"uvloop not {FASTER}x faster on any workload: {figures}"
+    if not_faster:
         return Verdict.NOT_HELD, (
-            f"uvloop faster on the protocol echo but not on {', '.join(slower)} ({figures}): "
-            "there the Python code above the loop (streams, aiohttp) outweighs the loop itself"
+            f"uvloop not {FASTER}x faster on {', '.join(not_faster)} ({figures}): there the "
+            "Python code above the loop (streams, aiohttp) outweighs the loop itself"
         )
-    return Verdict.HELD, f"uvloop against the default loop: {figures}"
+    return Verdict.HELD, f"uvloop at least {FASTER}x faster everywhere: {figures}"
 
 
 def _chart(ctx: DemoContext, rows: list[Row]) -> str | None:

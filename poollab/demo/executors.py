@@ -21,8 +21,10 @@ from poollab.measure import charts
 
 NAME = "executors"
 CLAIM = (
-    "For tiny jobs a process pool is far slower than a thread pool or a plain loop, and more "
-    "process workers make it slower still; processes win only once each job is big enough."
+    "For tiny jobs a process pool is much slower than a thread pool (at least 5x; the talk's "
+    "~100x only with spawn), and cpu_count() process workers slower still than 1 (by at least "
+    "5%); a process pool wins (at least 10% faster than threads) only once each job is big "
+    "enough."
 )
 TALK = (
     "factorials of 10 random numbers from 1 to 10: ProcessPoolExecutor with cpu_count() workers "
@@ -35,6 +37,9 @@ SPAWN_LABEL = "processes (1 worker, spawn)"
 # "much faster": the talk's 100x depends on the start method (see the spawn row), so the verdict
 # asks for a clear margin rather than the talk's exact figure
 MIN_THREAD_ADVANTAGE = 5.0
+# "more workers slower still": cpu_count() workers must take at least this many times as long as
+# 1 worker, so that a tie within noise does not count (the talk said "nearly 2x")
+MORE_WORKERS_SLOWER = 1.05
 # processes "win" a job size only when at least 10% faster than threads: a tie is not a win
 WIN_MARGIN = 0.9
 
@@ -77,9 +82,9 @@ def run(ctx: DemoContext) -> DemoResult:
         "times include starting and shutting down the pool, as a one-off batch does",
         f"cpu_count() = {cpu}; the {TALK_WORKERS}-worker row stands in for a larger machine",
         "ratios in the summary and verdict compare best runs; medians are in the table",
-        f"held means: more workers slower, threads >= {MIN_THREAD_ADVANTAGE:.0f}x faster than "
-        "a 1-worker process pool, and a cold process pool at least 10% faster than threads "
-        "from some job size of the sweep on",
+        f"held means: {cpu} workers >= {MORE_WORKERS_SLOWER}x the time of 1 worker, threads >= "
+        f"{MIN_THREAD_ADVANTAGE:.0f}x faster than a 1-worker process pool, and a cold process "
+        "pool at least 10% faster than threads from some job size of the sweep on",
     ]
     if cpu == 1:
         notes.append("one core: cpu_count() workers is the same pool as 1 worker")
@@ -260,8 +265,11 @@ def _verdict(
     sweep: list[Row],
 ) -> tuple[Verdict, str]:
     failures = []
-    if cpu > 1 and more_workers_slower <= 1.0:
-        failures.append(f"{cpu} process workers were not slower than 1")
+    if cpu > 1 and more_workers_slower < MORE_WORKERS_SLOWER:
+        failures.append(
+            f"{cpu} process workers took {more_workers_slower:.2f}x the time of 1 "
+            f"(< {MORE_WORKERS_SLOWER}x)"
+        )
     if threads_faster < MIN_THREAD_ADVANTAGE:
         failures.append(
             f"threads only {threads_faster:.1f}x faster than processes "

@@ -20,10 +20,10 @@ from poollab.demo.workloads import noop, spin
 NAME = "subinterpreters"
 CLAIM = (
     "Sub-interpreters, each with its own GIL, run CPU-bound Python in parallel inside one "
-    "process, where threads of one interpreter cannot."
+    "process: as many interpreters as cores are at least 0.7x that many times faster than 1 "
+    "(1.4x on 2 cores). Threads of one interpreter are measured alongside for comparison."
 )
 TALK = "PEP 684/734: one GIL per interpreter; interpreters in threads scale with the cores"
-SPEEDUP = 1.4
 
 
 class _Interpreters:
@@ -83,7 +83,7 @@ def run(ctx: DemoContext) -> DemoResult:
     rows = scaling.measure_scaling(ctx, description, build, full_budget_s=50.0)
     cpu, usable = scaling.usable_workers()
     gained = scaling.speedup(rows, "subinterpreters", usable)
-    verdict, reason = scaling.parallel_verdict(cpu, gained, SPEEDUP, "interpreters")
+    verdict, reason = scaling.parallel_verdict(cpu, gained, "interpreters")
     if verdict is Verdict.HELD:
         reason += f"; {usable} threads {scaling.speedup(rows, 'threads', usable):.2f}x"
     return scaling.scaling_result(
@@ -97,7 +97,10 @@ def run(ctx: DemoContext) -> DemoResult:
             "python": this_python(),
             "module": module.__name__,
         },
-        notes=[f"held means: {usable} interpreters at least {SPEEDUP}x faster than 1"],
+        notes=[
+            f"held means: {usable} interpreters at least {scaling.needed_speedup(usable):.1f}x "
+            "faster than 1"
+        ],
         chart_title="poollab demo subinterpreters",
     )
 
