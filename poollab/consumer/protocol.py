@@ -21,17 +21,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery import states
+from celery.utils.nodenames import anon_nodename
+from celery.utils.saferepr import saferepr
 from celery.utils.serialization import ensure_serializable
 from kombu.exceptions import ContentDisallowed, DecodeError
 from kombu.serialization import prepare_accept_content
 from kombu.utils import json as kombu_json
 
+from poollab.consumer.layout import message_priority, queue_key
 from poollab.jobs import SENT_HEADER
 
 ACCEPTED_CONTENT: frozenset[str] = frozenset(
     prepare_accept_content(["json"])  # type: ignore[no-untyped-call]
 )
 JSON_CONTENT_TYPE = "application/json"
+# Celery's defaults for argsrepr and kwargsrepr (amqp.argsrepr_maxsize, task_repr_maxlevels)
+_REPR_MAXSIZE = 1024
+_REPR_MAXLEVELS = 3
 
 
 class MalformedMessage(Exception):
@@ -270,7 +276,9 @@ def failure_meta(
     return result_meta(task_id, status, exception_info(exc), traceback, headers)
 
 
-# --- building messages (tests, benchmark publisher) ---------------------------------------
+# --- building messages (the producer's publisher, the peer benchmark, tests) ---------------
+
+_EMBED: dict[str, Any] = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 
 def task_message(
@@ -283,16 +291,18 @@ def task_message(
     headers: Mapping[str, Any] | None = None,
     priority: int = 0,
     sent: float | None = None,
+    reply_to: str | None = None,
+    origin: str | None = None,
 ) -> dict[str, Any]:
-    """A task message laid out exactly as ``send_task(..., queue=queue)`` puts it on Redis."""
+    """A task message laid out exactly as ``send_task(..., queue=queue)`` puts it on Redis.
+
+    Celery's ``as_task_v2`` headers and properties, kombu's envelope (body base64 of
+    ``[args, kwargs, embed]``), ``argsrepr``/``kwargsrepr`` by Celery's own ``saferepr``.
+    ``reply_to`` is Celery's ``app.thread_oid`` in ``send_task``; a new one when not given.
+    """
     task_id = task_id or str(uuid.uuid4())
-    body = json.dumps(
-        [
-            list(args or []),
-            dict(kwargs or {}),
-            {"callbacks": None, "errbacks": None, "chain": None, "chord": None},
-        ]
-    )
+    args_list, kwargs_dict = list(args or []), dict(kwargs or {})
+    body = json.dumps([args_list, kwargs_dict, _EMBED])
     all_headers: dict[str, Any] = {
         "lang": "py",
         "task": task,
@@ -306,9 +316,9 @@ def task_message(
         "timelimit": [None, None],
         "root_id": task_id,
         "parent_id": None,
-        "argsrepr": repr(tuple(args or ())),
-        "kwargsrepr": repr(dict(kwargs or {})),
-        "origin": "poollab",
+        "argsrepr": saferepr(tuple(args_list), _REPR_MAXSIZE, maxlevels=_REPR_MAXLEVELS),
+        "kwargsrepr": saferepr(kwargs_dict, _REPR_MAXSIZE, maxlevels=_REPR_MAXLEVELS),
+        "origin": origin or anon_nodename(),
         "ignore_result": None,
         "replaced_task_nesting": 0,
         "stamped_headers": None,
@@ -323,7 +333,7 @@ def task_message(
         "headers": all_headers,
         "properties": {
             "correlation_id": task_id,
-            "reply_to": str(uuid.uuid4()),
+            "reply_to": reply_to or str(uuid.uuid4()),
             "delivery_mode": 2,
             "delivery_info": {"exchange": "", "routing_key": queue},
             "priority": priority,
@@ -335,3 +345,51 @@ def task_message(
 
 def encode(message: Mapping[str, Any]) -> str:
     return json.dumps(message)
+
+
+# stand-ins for what differs between the messages of one template: JSON strings that no
+# argument can produce by accident in the rendered text, since they are replaced before use
+_ID_MARK, _TAG_MARK, _SENT_MARK = "@@poollab-id@@", "@@poollab-tag@@", "@@poollab-sent@@"
+
+
+class MessageTemplate:
+    """The encoded :func:`task_message` of many jobs of one task, kwargs, queue and priority.
+
+    Built once, by :func:`task_message` itself; :meth:`render` fills in what differs between
+    jobs (the task id, which is also ``root_id`` and ``correlation_id``, a new delivery tag,
+    and the time sent) with one ``%`` formatting: a few microseconds a message, where
+    ``send_task`` takes about a millisecond. :attr:`key` is the list kombu's ``_put``
+    LPUSHes it to (the queue, or its priority sub-list).
+    """
+
+    def __init__(
+        self,
+        task: str,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        queue: str,
+        args: list[Any] | None = None,
+        priority: int = 0,
+        reply_to: str | None = None,
+        origin: str | None = None,
+    ) -> None:
+        message = task_message(
+            task,
+            kwargs,
+            queue=queue,
+            task_id=_ID_MARK,
+            args=args,
+            priority=priority,
+            reply_to=reply_to,
+            origin=origin,
+        )
+        message["headers"][SENT_HEADER] = _SENT_MARK
+        message["properties"]["delivery_tag"] = _TAG_MARK
+        text = encode(message).replace("%", "%%")
+        text = text.replace(f'"{_ID_MARK}"', '"%(id)s"').replace(f'"{_TAG_MARK}"', '"%(tag)s"')
+        self._text = text.replace(f'"{_SENT_MARK}"', "%(sent)r")
+        self.key = queue_key(queue, message_priority(message))
+
+    def render(self, task_id: str, sent: float) -> str:
+        """One job's message; ``sent`` is written as JSON writes a float (its repr)."""
+        return self._text % {"id": task_id, "tag": str(uuid.uuid4()), "sent": float(sent)}
