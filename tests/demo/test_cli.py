@@ -58,8 +58,15 @@ def test_gil_quick_json_through_the_real_command(tmp_path: Path) -> None:
     assert document["machine"]["cpu_count"] >= 1
     (result,) = document["results"]
     assert result["name"] == "gil"
-    assert result["verdict"] in ("held", "did not hold", "inconclusive")
-    assert result["background_cores"] >= 0
+    # a failed claim is "did not hold" on a quiet machine and "inconclusive" on a busy one
+    background = result["background_cores"]
+    assert isinstance(background, float)
+    if result["verdict"] == "did not hold":
+        assert background <= 0.5
+    else:
+        assert result["verdict"] == "held" or (
+            result["verdict"] == "inconclusive" and background >= 0.5
+        ), (result["verdict"], background)
     assert {row["kind"] for row in result["rows"]} == {"threads", "processes"}
     assert Path(result["chart"]).exists()
     assert "--quick" in document["command"]

@@ -37,5 +37,7 @@ def test_measuring_path_runs_when_the_gil_is_off(
     monkeypatch.setattr(free_threading.scaling, "spin_size", lambda ctx, full_serial_s: 2_000)
     result = free_threading.run(DemoContext(quick=True, out_dir=tmp_path))
     assert [row["workers"] for row in result.rows] == [1, 2, 4]
+    # judged by the rule (not by the runner, which alone can call a result inconclusive)
     assert result.verdict in (Verdict.HELD, Verdict.NOT_HELD)
+    assert "faster than 1" in result.reason
     assert result.chart is not None and Path(result.chart).exists()
