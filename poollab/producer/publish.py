@@ -141,9 +141,11 @@ def remember_issued(app: Celery, ids: list[str]) -> None:
     """Record ids as issued, expiring with the results: one pipeline, one round trip in all.
 
     Written to the result store (where ``GET /jobs/{id}`` reads) before the jobs are
-    published, so that a job a client was told about is always known. The cost: one round
-    trip per request, whatever its ``count``, and ~150 bytes of Redis memory per job for
-    ``result_expires`` seconds.
+    published, so that a job a client was told about is always known. Used by
+    :func:`publish` when the result store is not the broker's Redis (else the records go in
+    the pipelines that publish the jobs, ahead of their LPUSH: no round trip of their own).
+    The cost: one round trip per request, whatever its ``count``, and ~150 bytes of Redis
+    memory per job for ``result_expires`` seconds.
     """
     if not ids:
         return
