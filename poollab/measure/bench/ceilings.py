@@ -1,50 +1,151 @@
-"""Reference ceilings: what a cell could do at best, so that every result is also a ratio.
+"""Physical ceilings: what a cell could do at best, from bounds that do not depend on the
+system measured, so that every result is also a ratio that cannot exceed 1.
 
-CPU-bound work: ``cores × solo rate`` (the solo pool's drain rate on the same
-jobs, measured in the same run); I/O-bound work, ``concurrency / latency``, or the CPU bound
-when lower. A pool cannot run more jobs at once than its concurrency either, so the slot
-bound ``concurrency / time per job`` applies to every workload (it is what holds for solo).
-The same definitions for the reader of results.json: docs/results-format.md.
+Each workload's **job body** (the catalogue's blocking variant, ``poollab.jobs``) is timed in
+a bare loop in the bench process, outside any queue: its own CPU time per job (for io and
+mixed, the HTTP client's and the parse's CPU against the bench's upstream). A cell's ceiling
+is the least of
+
+* **slots**: ``concurrency / (latency + body CPU)``: no slot runs two jobs at once;
+* **cores**: ``cores this configuration can use / body CPU``: 1 for solo, threads (the
+  GIL), gevent and the asyncio consumer's event loop; ``min(c, cores)`` for prefork;
+  ``min(cpu_workers, cores)`` for the asyncio consumer's CPU work (its process executor);
+* **offered** (live only): the rate the publisher sent the jobs at.
+
+None of them includes a queue, a broker or a result store, so anything a consumer does
+beyond the body shows as efficiency below 1. The same definitions for the reader of
+results.json: docs/results-format.md.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
+import os
+import statistics
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+from poollab import jobs
 from poollab.measure.bench.config import WAITING_WORKLOADS
 
-Bound = Literal["cpu", "io", "concurrency", "unknown"]
+Bound = Literal["slots", "cores", "offered", "unknown"]
+
+# seconds of bare loop per workload, and of one batch within it
+CALIBRATION_S = 0.3
+BATCH_S = 0.02
+# workloads whose CPU part the asyncio consumer hands to its CPU executor
+EXECUTOR_WORKLOADS = frozenset({"cpu", "mixed"})
+# pools whose jobs (or whose Python) run on one thread: one core at most
+ONE_CORE_POOLS = frozenset({"solo", "threads", "gevent"})
+
+
+@dataclass(frozen=True)
+class BodyCalibration:
+    """One workload's job body timed in a bare loop in one process, outside any queue."""
+
+    params: dict[str, int]
+    jobs: int
+    # CPU seconds per job (the thread's own), ms: the least over the loop's batches
+    cpu_ms: float
+    # the mean over the whole loop, ms
+    cpu_ms_mean: float
+    # wall time per job, ms (mean)
+    wall_ms: float
 
 
 @dataclass(frozen=True)
 class References:
-    """Rates measured in the same run that every ceiling is derived from."""
+    """What every ceiling of a run is derived from: the machine and the job bodies."""
 
     cores: int
-    # the solo pool's drain rate on noop jobs: the per-job cost of the path itself
-    solo_noop_per_s: float
-    # the solo pool's drain rate on cpu jobs of the run's n
-    solo_cpu_per_s: float
-    cpu_n: int
-    mixed_cpu_n: int
+    # the asyncio consumer's process CPU executor size (its --cpu-workers default)
+    asyncio_cpu_workers: int
     io_latency_ms: int
-    source: str
+    # per workload of the run
+    bodies: dict[str, BodyCalibration]
+    method: str
 
-    def cpu_seconds(self, workload: str) -> float:
-        """CPU time one job of this workload costs at least (the path plus its own work)."""
-        path = 1 / self.solo_noop_per_s if self.solo_noop_per_s > 0 else math.nan
-        cpu_job = 1 / self.solo_cpu_per_s if self.solo_cpu_per_s > 0 else math.nan
-        if workload == "cpu":
-            return cpu_job
-        if workload == "mixed":
-            # the path once, plus the mixed job's share of a cpu job's own work
-            return path + (cpu_job - path) * self.mixed_cpu_n / self.cpu_n
-        return path
+    def body_cpu_s(self, workload: str) -> float:
+        body = self.bodies.get(workload)
+        return body.cpu_ms / 1000 if body is not None else math.nan
 
-    def wait_seconds(self, workload: str) -> float:
+    def latency_s(self, workload: str) -> float:
         return self.io_latency_ms / 1000 if workload in WAITING_WORKLOADS else 0.0
+
+
+METHOD = (
+    "each workload's blocking job body (poollab.jobs) called in a bare loop in the bench "
+    f"process for ~{CALIBRATION_S} s, outside any queue; CPU time by time.thread_time (the "
+    f"calling thread's own), the least per job over ~{BATCH_S * 1000:.0f} ms batches"
+)
+
+
+def calibrate(
+    workloads: tuple[str, ...],
+    params_of: Callable[[str], dict[str, int]],
+    upstream_url: str,
+    seconds: float = CALIBRATION_S,
+) -> dict[str, BodyCalibration]:
+    """Time each workload's body in a bare loop (io and mixed against ``upstream_url``)."""
+    from poollab.worker.http import http_get
+
+    ctx = jobs.BlockingContext(upstream_url=upstream_url.rstrip("/"), http_get=http_get)
+    found = {}
+    for workload in workloads:
+        kind = jobs.CATALOGUE[workload]
+        params = params_of(workload)
+        parsed = kind.validate(dict(params))
+        kind.run(ctx, parsed)  # imports, the upstream connection
+        found[workload] = _bare_loop(functools.partial(kind.run, ctx, parsed), params, seconds)
+    return found
+
+
+def _bare_loop(body: Callable[[], Any], params: dict[str, int], seconds: float) -> BodyCalibration:
+    per_batch = 1
+    batches: list[tuple[int, float]] = []
+    total_jobs, total_cpu = 0, 0.0
+    began = time.perf_counter()
+    while True:
+        wall0, cpu0 = time.perf_counter(), time.thread_time()
+        for _ in range(per_batch):
+            body()
+        cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
+        batches.append((per_batch, cpu))
+        total_jobs += per_batch
+        total_cpu += cpu
+        if time.perf_counter() - began >= seconds:
+            break
+        if wall < BATCH_S / 2:
+            per_batch *= 2
+    # the least per batch of at least a quarter of the largest one (tiny batches are noise)
+    largest = max(n for n, _ in batches)
+    least = min(cpu / n for n, cpu in batches if n * 4 >= largest)
+    elapsed = time.perf_counter() - began
+    return BodyCalibration(
+        params=dict(params),
+        jobs=total_jobs,
+        cpu_ms=round(least * 1000, 6),
+        cpu_ms_mean=round(total_cpu / total_jobs * 1000, 6),
+        wall_ms=round(elapsed / total_jobs * 1000, 6),
+    )
+
+
+def asyncio_cpu_workers() -> int:
+    """The asyncio consumer's CPU executor size as the bench starts it (no --cpu-workers)."""
+    return os.cpu_count() or 1
+
+
+def usable_cores(refs: References, pool: str, workload: str, concurrency: int) -> int:
+    """Cores a configuration can run job bodies on at once."""
+    if pool == "prefork":
+        return max(1, min(concurrency, refs.cores))
+    if pool == "asyncio" and workload in EXECUTOR_WORKLOADS:
+        return max(1, min(refs.asyncio_cpu_workers, refs.cores))
+    return 1
 
 
 @dataclass(frozen=True)
@@ -53,21 +154,142 @@ class Ceiling:
     bound: Bound
 
 
-def ceiling(refs: References, workload: str, concurrency: int) -> Ceiling:
-    cpu_s = refs.cpu_seconds(workload)
-    if not math.isfinite(cpu_s) or cpu_s <= 0:
+def ceiling(
+    refs: References, pool: str, workload: str, concurrency: int, offered_per_s: float = math.nan
+) -> Ceiling:
+    cpu_s = refs.body_cpu_s(workload)
+    if not math.isfinite(cpu_s) or cpu_s < 0:
         return Ceiling(math.nan, "unknown")
-    cpu_bound = refs.cores / cpu_s
-    waits = workload in WAITING_WORKLOADS
-    # sleep and io: concurrency / latency; mixed adds its CPU part
-    per_job = refs.wait_seconds(workload) + (cpu_s if not waits or workload == "mixed" else 0)
-    slot_bound = concurrency / per_job
-    if slot_bound <= cpu_bound:
-        return Ceiling(round(slot_bound, 3), "io" if waits else "concurrency")
-    return Ceiling(round(cpu_bound, 3), "cpu")
+    cpu_s = max(cpu_s, 1e-9)
+    # on a tie (solo on cpu jobs: one slot, one core) the cores bound is named
+    bounds: list[tuple[float, Bound]] = [
+        (usable_cores(refs, pool, workload, concurrency) / cpu_s, "cores"),
+        (concurrency / (refs.latency_s(workload) + cpu_s), "slots"),
+    ]
+    if math.isfinite(offered_per_s) and offered_per_s > 0:
+        bounds.append((offered_per_s, "offered"))
+    per_s, bound = min(bounds, key=lambda b: b[0])
+    return Ceiling(round(per_s, 3), bound)
 
 
 def efficiency(throughput: float, ceiling_per_s: float) -> float:
     if not math.isfinite(ceiling_per_s) or ceiling_per_s <= 0:
         return math.nan
-    return round(throughput / ceiling_per_s, 4)
+    # 4 significant digits: a noop cell is a tiny share of its body's ceiling
+    return float(f"{throughput / ceiling_per_s:.4g}")
+
+
+# --- pathology: a cell far below its ceiling ------------------------------------------
+
+# a cell below this share of its ceiling is flagged
+PATHOLOGY_EFFICIENCY = 0.25
+Cause = Literal["stall", "overhead"]
+# a stall: the consumer idle at least this share of the window, and the median gap between
+# the starts of its busy periods this many times a job's run time and at least
+# STALL_MIN_GAP_S (the gevent stall's gaps cluster near 2 s: STALL_NEAR_S)
+STALL_IDLE = 0.5
+STALL_GAP_TIMES_RUN = 5.0
+STALL_MIN_GAP_S = 0.5
+STALL_NEAR_S = (1.5, 2.5)
+STALL_NEAR_SHARE = 0.3
+# per-job overhead: the consumer's CPU per job is this many times the body's
+OVERHEAD_TIMES_BODY = 4.0
+
+
+@dataclass(frozen=True)
+class StartGaps:
+    """When a cell's jobs started, from its raw per-job timings.
+
+    A busy period: jobs running back to back or overlapping; it starts with a job that
+    started while no other one ran. Gaps are between consecutive such starts.
+    """
+
+    # median gap between consecutive busy periods' starts, ms (null: one busy period)
+    p50_ms: float
+    # share of those gaps between 1.5 and 2.5 s
+    near_2s: float
+    # share of the window (first start to last finish) with no job running
+    idle: float
+
+
+def start_gaps(jobs: list[tuple[float, float]]) -> StartGaps:
+    """From each job's (started, finished)."""
+    ordered = sorted(jobs)
+    if not ordered:
+        return StartGaps(math.nan, math.nan, math.nan)
+    starts: list[float] = []
+    busy, end = 0.0, -math.inf
+    for started, finished in ordered:
+        if started > end:
+            starts.append(started)
+            busy += finished - started
+            end = finished
+        elif finished > end:
+            busy += finished - end
+            end = finished
+    window = end - ordered[0][0]
+    idle = round(max(0.0, 1 - busy / window), 4) if window > 0 else math.nan
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    if not gaps:
+        return StartGaps(math.nan, math.nan, idle)
+    low, high = STALL_NEAR_S
+    near = sum(1 for g in gaps if low <= g <= high) / len(gaps)
+    return StartGaps(round(statistics.median(gaps) * 1000, 3), round(near, 4), idle)
+
+
+def is_stall(gaps: StartGaps, run_p50_ms: float) -> bool:
+    """The consumer idle most of the window, busy periods starting seconds apart."""
+    if not (math.isfinite(gaps.p50_ms) and math.isfinite(run_p50_ms)):
+        return False
+    return (
+        gaps.idle >= STALL_IDLE
+        and gaps.p50_ms >= STALL_MIN_GAP_S * 1000
+        and gaps.p50_ms >= STALL_GAP_TIMES_RUN * max(run_p50_ms, 0.0)
+    )
+
+
+@dataclass(frozen=True)
+class Pathology:
+    """Why a cell below 25% of its ceiling was flagged, as far as the lab knows."""
+
+    bound: Bound
+    # stall (jobs started ~2 s apart), overhead (the consumer's own CPU per job far above
+    # the body's), or null: not known
+    cause: Cause | None
+    detail: str
+
+
+def diagnose(
+    *,
+    pool: str,
+    eff: float,
+    bound: Bound,
+    gaps: StartGaps,
+    run_p50_ms: float,
+    consumer_cpu_ms_per_job: float,
+    body_cpu_ms: float,
+) -> Pathology | None:
+    """A Pathology when the cell is below PATHOLOGY_EFFICIENCY of its ceiling, else None."""
+    if not (math.isfinite(eff) and eff < PATHOLOGY_EFFICIENCY):
+        return None
+    if is_stall(gaps, run_p50_ms):
+        detail = (
+            f"jobs started a median {gaps.p50_ms / 1000:.1f} s apart "
+            f"({gaps.near_2s * 100:.0f}% of the gaps near 2 s) while each ran "
+            f"{run_p50_ms:.0f} ms: no job ran {gaps.idle * 100:.0f}% of the time"
+        )
+        if pool == "gevent" and gaps.near_2s >= STALL_NEAR_SHARE:
+            detail += " (the gevent pool's ~2 s stall: it took the next messages only ~2 s later)"
+        return Pathology(bound, "stall", detail)
+    if (
+        math.isfinite(consumer_cpu_ms_per_job)
+        and math.isfinite(body_cpu_ms)
+        and consumer_cpu_ms_per_job >= OVERHEAD_TIMES_BODY * body_cpu_ms
+    ):
+        return Pathology(
+            bound,
+            "overhead",
+            f"the consumer spent {consumer_cpu_ms_per_job:.2f} ms of CPU per job on a body "
+            f"of {body_cpu_ms:.3f} ms: its own per-job path dominates",
+        )
+    return Pathology(bound, None, "cause not known")

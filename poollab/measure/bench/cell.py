@@ -27,6 +27,7 @@ import psutil
 import redis
 from celery.exceptions import TimeoutError as CeleryTimeout
 
+from poollab.measure.bench.ceilings import start_gaps
 from poollab.measure.bench.config import Mode
 from poollab.measure.bench.lab import BenchLab, WorkerRun
 from poollab.measure.bench.results import (
@@ -119,7 +120,17 @@ class Measured:
             command=command,
             raw=raw,
             attempts=attempts,
+            offered_per_s=_offered(spec.mode, self.timings),
+            start_gaps=start_gaps([(t.started, t.finished) for _, _, t in self.timings if t]),
         )
+
+
+def _offered(mode: Mode, timings: list[tuple[str, str, JobTiming | None]]) -> float:
+    """Live: the rate the jobs were sent at, completed / (last send − first send)."""
+    sent = [t.sent for _, _, t in timings if t is not None and t.sent is not None]
+    if mode != "live" or len(sent) < 2 or max(sent) <= min(sent):
+        return math.nan
+    return round(len(sent) / (max(sent) - min(sent)), 3)
 
 
 class RedisMeter:

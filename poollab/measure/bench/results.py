@@ -15,7 +15,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, TypedDict
 
-from poollab.measure.bench.ceilings import Bound, References, ceiling, efficiency
+from poollab.measure.bench.ceilings import (
+    Bound,
+    Pathology,
+    References,
+    StartGaps,
+    ceiling,
+    diagnose,
+    efficiency,
+)
 from poollab.measure.bench.config import Mode, RunConfig
 from poollab.measure.bench.machine import Machine
 from poollab.measure.bench.profiles import Profile
@@ -118,10 +126,18 @@ class BenchCell(JsonRecord):
     pss_mb: MemoryMb
     uss_mb_per_slot: float
     cpu_cores: float
+    # live: completed jobs / (last send − first send), the rate offered; drain: NaN
+    offered_per_s: float = math.nan
+    # when the jobs started: gaps between busy periods, idle share (raw per-job timings)
+    start_gaps: StartGaps = field(default_factory=lambda: StartGaps(math.nan, math.nan, math.nan))
     # derived once the whole run is measured (apply_ceilings)
     ceiling_per_s: float = math.nan
     efficiency: float = math.nan
     bound: Bound = "unknown"
+    # throughput / the solo cell's of the same workload, mode and profile (plainly relative)
+    x_solo: float = math.nan
+    # below 25% of the ceiling: the bound that held and the cause where known
+    pathology: Pathology | None = None
     publish_per_s: float
     pids: int
     procs: int
@@ -211,11 +227,26 @@ def merge_repeats(records: Iterable[BenchCell]) -> list[BenchCell]:
 
 
 def apply_ceilings(cells: list[BenchCell], refs: References) -> None:
+    """Each cell's ceiling, efficiency, × solo and pathology flag."""
+    solo = {(c.workload, c.mode, c.profile): c.throughput_per_s for c in cells if c.pool == "solo"}
     for cell in cells:
-        found = ceiling(refs, cell.workload, cell.concurrency)
+        offered = cell.offered_per_s if cell.mode == "live" else math.nan
+        found = ceiling(refs, cell.pool, cell.workload, cell.concurrency, offered)
         cell.ceiling_per_s = found.per_s
         cell.bound = found.bound
         cell.efficiency = efficiency(cell.throughput_per_s, found.per_s)
+        base = solo.get((cell.workload, cell.mode, cell.profile), math.nan)
+        cell.x_solo = round(cell.throughput_per_s / base, 3) if base > 0 else math.nan
+        rate = cell.throughput_per_s
+        cell.pathology = diagnose(
+            pool=cell.pool,
+            eff=cell.efficiency,
+            bound=cell.bound,
+            gaps=cell.start_gaps,
+            run_p50_ms=cell.run_ms.get("p50", math.nan),
+            consumer_cpu_ms_per_job=cell.cpu_cores / rate * 1000 if rate > 0 else math.nan,
+            body_cpu_ms=refs.body_cpu_s(cell.workload) * 1000,
+        )
 
 
 def publisher_rates(cells: list[BenchCell]) -> Publisher:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import statistics
 import time
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -11,7 +10,7 @@ from typing import Any, Protocol
 from celery.exceptions import TimeoutError as CeleryTimeout
 from rich.console import Console
 
-from poollab.measure.bench.ceilings import References
+from poollab.measure.bench.ceilings import METHOD, References, asyncio_cpu_workers, calibrate
 from poollab.measure.bench.cell import CellSpec, Measured, run_cell, wait_until_quiet, write_raw
 from poollab.measure.bench.config import BenchConfig, RunConfig
 from poollab.measure.bench.lab import BenchError, BenchLab, WorkerRun
@@ -40,8 +39,6 @@ from poollab.timings import JobTiming, summarize
 
 # times a cell that ran much shorter than its target is run again with more jobs
 MAX_GROWTHS = 2
-# jobs of the calibration cells, when the matrix has no solo noop or cpu cell of its own
-CALIBRATION_JOBS = {"noop": 300, "cpu": 30}
 
 
 class BenchHooks(Protocol):
@@ -94,6 +91,8 @@ class Runner:
                 self.lab.check_queues_empty(config.pools)
                 self.lab.check_no_other_consumers(config.pools)
                 machine = describe_machine(self.lab.settings.broker_url)
+                # before any consumer runs: the job bodies alone, on a quiet lab
+                refs = self._references()
                 try:
                     for profile_name, pool, level, repeat in runs:
                         self._run_worker(progress, profile_name, pool, level, repeat)
@@ -103,7 +102,6 @@ class Runner:
                         raise
                     interrupted = True
                     self.console.print("[yellow]stopped: writing the cells measured so far[/]")
-                refs = self._references(calibrate=not interrupted)
             finally:
                 with signals_ignored():
                     self.lab.stop()
@@ -213,58 +211,18 @@ class Runner:
 
     # --- ceilings -----------------------------------------------------------------------
 
-    def _references(self, calibrate: bool = True) -> References:
+    def _references(self) -> References:
+        """Each selected workload's job body, timed in a bare loop against the lab's upstream."""
         config = self.config
-        rates = {w: self._solo_rate(w) for w in ("noop", "cpu")}
-        source = "solo cells of this run"
-        missing = [w for w, r in rates.items() if r is None]
-        if missing and not calibrate:
-            source = "solo cells of this run (incomplete: the run was stopped)"
-        elif missing:
-            source = "calibration cells on the solo pool"
-            rates.update(self._calibrate(missing))
+        assert self.lab.settings is not None
+        bodies = calibrate(config.workloads, config.job_params, self.lab.settings.upstream_url)
         return References(
             cores=self.cores,
-            solo_noop_per_s=rates["noop"] or 0.0,
-            solo_cpu_per_s=rates["cpu"] or 0.0,
-            cpu_n=config.cpu_n,
-            mixed_cpu_n=config.mixed_cpu_n,
+            asyncio_cpu_workers=asyncio_cpu_workers(),
             io_latency_ms=config.io_latency_ms,
-            source=source,
+            bodies=bodies,
+            method=METHOD,
         )
-
-    def _solo_rate(self, workload: str) -> float | None:
-        """The best solo rate the run measured on this workload (drain first: its own rate)."""
-        for mode in ("drain", "live"):
-            rates = [
-                r.throughput_per_s
-                for r in self.records
-                if r.pool == "solo"
-                and r.workload == workload
-                and r.mode == mode
-                and r.completed > 0
-            ]
-            if rates:
-                return float(statistics.median(rates))
-        return None
-
-    def _calibrate(self, workloads: list[str]) -> dict[str, float | None]:
-        profile = get_profile(self.config.profiles[-1])
-        worker = self.lab.start_worker("solo", 1, profile)
-        found: dict[str, float | None] = {}
-        try:
-            for workload in workloads:
-                spec = CellSpec(
-                    profile.name, "solo", 1, workload, "drain", self.config.job_params(workload)
-                )
-                self._warm_up(spec, 5, 50.0)
-                measured: Measured = run_cell(
-                    self.lab, worker, spec, CALIBRATION_JOBS[workload], 120.0
-                )
-                found[workload] = measured.summary.throughput_per_s
-        finally:
-            self.lab.stop_worker(worker)
-        return found
 
 
 def _longer_jobs(config: BenchConfig, measured: Measured) -> int | None:

@@ -64,7 +64,7 @@ def _row(
         str(level),
         figure(drain and drain.throughput_per_s),
         figure(live and live.throughput_per_s),
-        f"{percent(main.efficiency)} {main.bound}",
+        f"{percent(main.efficiency)} {main.bound}{' ⚠' if main.pathology else ''}",
         f"{figure(lat.get('p50'), ',.0f')}/{figure(lat.get('p99'), ',.0f')}",
         f"{figure(main.rss_mb.idle, '.0f')}→{figure(main.rss_mb.peak, '.0f')}",
         figure(main.pss_mb.peak, ".0f"),
@@ -80,10 +80,11 @@ def print_summary(run: BenchRun, console: Console) -> None:
     for table in summary_tables(run):
         console.print(table)
     refs = run.references
+    bodies = ", ".join(f"{w} {b.cpu_ms:.3g} ms" for w, b in refs.bodies.items())
     console.print(
-        f"ceilings from {refs.source}: solo {refs.solo_noop_per_s:,.0f} noop/s, "
-        f"{refs.solo_cpu_per_s:,.1f} cpu/s on {refs.cores} cores; "
-        f"I/O: concurrency / {refs.io_latency_ms} ms"
+        f"ceilings: the least of slots (c / (latency + body CPU)), cores (usable cores / "
+        f"body CPU, {refs.cores} on this machine) and, live, the offered rate; job bodies' "
+        f"CPU in a bare loop: {bodies}; ⚠ below 25% of the ceiling"
     )
     for mode, figures in (("drain", run.publisher.drain), ("live", run.publisher.live)):
         if figures is not None:

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from poollab.measure.bench.ceilings import References
+from poollab.measure.bench.ceilings import BodyCalibration, References
 from poollab.measure.bench.config import BenchConfig, RunConfig
 from poollab.measure.bench.machine import Machine
 from poollab.measure.bench.profiles import PROFILES
@@ -22,6 +22,20 @@ from poollab.measure.bench.results import (
 )
 
 NAN = math.nan
+
+# made-up bodies: a noop of 1 µs, a cpu job of 10 ms, an io job of 0.2 ms of CPU
+REFS = References(
+    cores=2,
+    asyncio_cpu_workers=2,
+    io_latency_ms=50,
+    bodies={
+        "noop": BodyCalibration({}, 1000, 0.001, 0.0012, 0.0015),
+        "cpu": BodyCalibration({"n": 100_000}, 30, 10.0, 10.5, 10.6),
+        "io": BodyCalibration({"ms": 50}, 6, 0.2, 0.25, 51.0),
+        "mixed": BodyCalibration({"n": 25_000, "ms": 50}, 6, 2.7, 2.8, 53.0),
+    },
+    method="test",
+)
 
 
 def make_cell(**changes: Any) -> BenchCell:
@@ -67,7 +81,7 @@ def make_run(cells: list[BenchCell]) -> BenchRun:
         ),
         config=RunConfig.of(config, "embedded", 20.0),
         profiles={"tuned": PROFILES["tuned"]},
-        references=References(2, 400.0, 40.0, 100_000, 25_000, 50, "solo cells of this run"),
+        references=REFS,
         publisher=publisher_rates(cells),
         cells=cells,
     )

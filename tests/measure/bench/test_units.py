@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from poollab.measure.bench.ceilings import References, ceiling, efficiency
+from poollab.measure.bench.ceilings import (
+    StartGaps,
+    calibrate,
+    ceiling,
+    diagnose,
+    efficiency,
+    is_stall,
+    start_gaps,
+)
 from poollab.measure.bench.cli import add_parser, build_config
 from poollab.measure.bench.config import (
     WORKLOADS,
@@ -21,10 +29,11 @@ from poollab.measure.bench.config import (
     parse_list,
 )
 from poollab.measure.bench.profiles import PROFILES, worker_service
-from poollab.measure.bench.results import BenchRun, load_results, merge_repeats
+from poollab.measure.bench.report.verdict import workload_verdict
+from poollab.measure.bench.results import BenchRun, apply_ceilings, load_results, merge_repeats
 from poollab.measure.bench.sizing import cell_jobs
 from poollab.settings import ALL_POOLS, Settings
-from tests.measure.bench.factory import make_cell, make_run
+from tests.measure.bench.factory import REFS, make_cell, make_run
 
 POOLLAB = str(Path(sys.executable).parent / "poollab")
 
@@ -46,25 +55,99 @@ def test_concurrency_levels_for_every_pool_or_one() -> None:
         parse_list("noop,nope", ("noop",), "--workloads")
 
 
-REFS = References(
-    cores=2, solo_noop_per_s=400.0, solo_cpu_per_s=40.0, cpu_n=100_000, mixed_cpu_n=25_000,
-    io_latency_ms=50, source="test",
-)  # fmt: skip
+def test_ceilings_are_the_least_of_the_physical_bounds_and_say_which() -> None:
+    def at(pool: str, workload: str, c: int, offered: float = math.nan) -> tuple[float, str]:
+        found = ceiling(REFS, pool, workload, c, offered)
+        return found.per_s, found.bound
 
-
-def test_ceilings_take_the_lower_bound_and_say_which() -> None:
-    assert (ceiling(REFS, "cpu", 1).per_s, ceiling(REFS, "cpu", 1).bound) == (40.0, "concurrency")
-    assert (ceiling(REFS, "cpu", 16).per_s, ceiling(REFS, "cpu", 16).bound) == (80.0, "cpu")
-    assert (ceiling(REFS, "io", 10).per_s, ceiling(REFS, "io", 10).bound) == (200.0, "io")
-    # 100 / 50 ms = 2000/s, but 2 cores × 400/s of path is 800/s
-    assert (ceiling(REFS, "sleep", 100).per_s, ceiling(REFS, "sleep", 100).bound) == (800.0, "cpu")
-    mixed = ceiling(REFS, "mixed", 1)
-    cpu_s = 1 / 400 + (1 / 40 - 1 / 400) * 0.25
-    assert mixed.per_s == pytest.approx(1 / (0.05 + cpu_s), rel=1e-3) and mixed.bound == "io"
+    # a 10 ms body: one core on solo and threads, min(c, 2 cores) on prefork
+    assert at("solo", "cpu", 1) == (100.0, "cores")
+    assert at("threads", "cpu", 16) == (100.0, "cores")
+    assert at("prefork", "cpu", 16) == (200.0, "cores")
+    assert at("prefork", "cpu", 1) == (100.0, "cores")
+    # the asyncio consumer: its CPU executor for cpu jobs, its one loop for the rest
+    assert at("asyncio", "cpu", 100) == (200.0, "cores")
+    assert at("asyncio", "io", 1000) == (5000.0, "cores")
+    # io: c / (50 ms + 0.2 ms) until one core's 1 / 0.2 ms
+    io = ceiling(REFS, "gevent", "io", 10)
+    assert io.per_s == pytest.approx(10 / 0.0502, rel=1e-3) and io.bound == "slots"
+    mixed = ceiling(REFS, "threads", "mixed", 1)
+    assert mixed.per_s == pytest.approx(1 / (0.05 + 0.0027), rel=1e-3) and mixed.bound == "slots"
+    # live: never above the rate the jobs were offered at
+    assert at("gevent", "io", 10, offered=50.0) == (50.0, "offered")
+    # every selected workload has a body; one without is unknown, never another's bound
+    unknown = ceiling(REFS, "solo", "sleep", 1)
+    assert unknown.bound == "unknown" and math.isnan(unknown.per_s)
     assert efficiency(40.0, 80.0) == 0.5
     assert math.isnan(efficiency(1.0, math.nan))
-    unknown = References(2, 0.0, 0.0, 1, 1, 50, "none")
-    assert ceiling(unknown, "noop", 1).bound == "unknown"
+
+
+def test_a_body_is_timed_in_a_bare_loop_for_every_selected_workload() -> None:
+    config = BenchConfig(pools=("solo",), workloads=("noop", "cpu"), levels={"solo": (1,)})
+    # no upstream needed for these two; each body gets its own figure
+    bodies = calibrate(("cpu", "noop"), config.job_params, "http://127.0.0.1:9", seconds=0.1)
+    assert set(bodies) == {"cpu", "noop"}
+    assert 0 < bodies["noop"].cpu_ms < bodies["cpu"].cpu_ms
+    assert bodies["noop"].jobs > bodies["cpu"].jobs >= 1
+    assert bodies["cpu"].cpu_ms <= bodies["cpu"].cpu_ms_mean
+
+
+def test_a_stall_of_2_s_gaps_between_starts_is_flagged_and_a_healthy_cell_is_not() -> None:
+    # a gevent cell at -c 2 on 20 ms io jobs: pairs of jobs starting ~2 s apart
+    stalled = []
+    t = 1000.0
+    for i in range(10):
+        stalled += [(t, t + 0.021), (t + 0.001, t + 0.022)]
+        t += 2.0 + 0.05 * (i % 3)
+    gaps = start_gaps(stalled)
+    assert 1900 < gaps.p50_ms < 2200 and gaps.near_2s == 1.0 and gaps.idle > 0.9
+    flag = diagnose(
+        pool="gevent", eff=0.025, bound="slots", gaps=gaps, run_p50_ms=21.0,
+        consumer_cpu_ms_per_job=5.0, body_cpu_ms=0.2,
+    )  # fmt: skip
+    assert flag is not None and flag.cause == "stall" and flag.bound == "slots"
+    assert "2 s" in flag.detail and "gevent" in flag.detail
+    # healthy: starts every ~10 ms while each job runs 20 ms at c=2
+    healthy = start_gaps([(1000.0 + i * 0.01, 1000.02 + i * 0.01) for i in range(40)])
+    assert math.isnan(healthy.p50_ms) and healthy.idle == 0.0
+    assert not is_stall(healthy, 20.0)
+    healthy_flag = diagnose(
+        pool="gevent", eff=0.9, bound="slots", gaps=healthy, run_p50_ms=20.0,
+        consumer_cpu_ms_per_job=5.0, body_cpu_ms=0.2,
+    )  # fmt: skip
+    assert healthy_flag is None
+    # below 25% without a stall: the per-job path, when the consumer's CPU per job says so
+    slow = diagnose(
+        pool="solo", eff=0.01, bound="cores", gaps=healthy, run_p50_ms=0.1,
+        consumer_cpu_ms_per_job=2.0, body_cpu_ms=0.001,
+    )  # fmt: skip
+    assert slow is not None and slow.cause == "overhead"
+    # long jobs started seconds apart are not a stall: the gap is their run time
+    long_jobs = start_gaps([(1000.0 + i * 2.0, 1001.99 + i * 2.0) for i in range(10)])
+    assert not is_stall(long_jobs, 1990.0)
+    # staggered slots, each taking its next job ~2 s late: idle, seconds apart, a stall too
+    staggered = start_gaps([(1000.0 + i, 1000.02 + i) for i in range(20)])
+    assert is_stall(staggered, 20.0)
+
+
+def test_apply_ceilings_flags_marks_and_relates_to_solo() -> None:
+    solo = make_cell(pool="solo", workload="io", throughput_per_s=18.0, params={"ms": 50})
+    gevent = make_cell(
+        pool="gevent", workload="io", concurrency=2, throughput_per_s=1.0, params={"ms": 50},
+        run_ms={"p50": 51.0, "p95": 52.0, "p99": 53.0}, cpu_cores=0.01,
+        start_gaps=StartGaps(p50_ms=2000.0, near_2s=0.9, idle=0.95),
+    )  # fmt: skip
+    run = make_run([solo, gevent])
+    apply_ceilings(run.cells, REFS)
+    assert gevent.bound == "slots" and gevent.ceiling_per_s == pytest.approx(2 / 0.0502, rel=1e-3)
+    assert gevent.x_solo == pytest.approx(1 / 18, rel=1e-2)
+    assert gevent.pathology is not None and gevent.pathology.cause == "stall"
+    assert solo.pathology is None and solo.efficiency == pytest.approx(18 * 0.0502, rel=1e-3)
+    lines = workload_verdict(run, "io")
+    assert any("⚠" in line and "gevent c=2" in line and "2 s" in line for line in lines)
+    again = BenchRun.from_json(json.loads(json.dumps(run.to_json(), allow_nan=False)))
+    assert again.cells[1].pathology == gevent.pathology
+    assert again.references == run.references
 
 
 def test_the_median_repeat_is_kept_and_the_others_listed() -> None:

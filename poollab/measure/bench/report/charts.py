@@ -189,8 +189,9 @@ def efficiency_chart(run: BenchRun, out: Path) -> Chart | None:
         fig, out, "report-efficiency.png", f"Throughput as a share of the ceiling ({mode})"
     )
     caption = (
-        "Ceiling: cores × solo rate for CPU-bound work, concurrency / latency for I/O "
-        "(or the CPU bound when lower); the tables say which bound held."
+        "Ceiling: the least of slots (c / (latency + body CPU)), cores (usable cores / "
+        "body CPU, the body timed in a bare loop) and, live, the offered rate; the tables "
+        "say which bound held."
     )
     return Chart(name, "Efficiency against the ceiling", caption)
 

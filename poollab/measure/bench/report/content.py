@@ -122,6 +122,7 @@ def _cell_table(doc: Document, workload: str, chosen: list[BenchCell], run: Benc
         "ceiling/s",
         "of ceiling",
         "bound",
+        "× solo",
         "p50 ms",
         "p95 ms",
         "p99 ms",
@@ -149,8 +150,9 @@ def _cell_table(doc: Document, workload: str, chosen: list[BenchCell], run: Benc
                 str(c.failed),
                 _f(c.throughput_per_s),
                 _f(c.ceiling_per_s, ",.0f"),
-                _pct(c.efficiency),
+                _pct(c.efficiency) + (" ⚠" if c.pathology else ""),
                 str(c.bound),
+                _f(c.x_solo, ".2f"),
                 _f(lat.get("p50")),
                 _f(lat.get("p95")),
                 _f(lat.get("p99")),
@@ -289,14 +291,20 @@ def _method(doc: Document, run: BenchRun) -> None:
                 "Memory and CPU: the consumer samples its own process tree every "
                 f"{run.config.sample_interval_s} s (RSS and USS summed over the "
                 "tree; CPU seconds / wall seconds).",
-                f"Ceilings ({refs.source}): CPU-bound, {refs.cores} cores × the solo "
-                f"rate ({_f(refs.solo_cpu_per_s)} cpu jobs/s, {_f(refs.solo_noop_per_s)} "
-                f"noop jobs/s); I/O, concurrency / {refs.io_latency_ms} ms, or the CPU "
-                "bound when lower; never more than concurrency / time per job. The CPU bound is "
-                "the machine's (all cores); a pool whose work runs on one thread (solo, "
-                "threads under the GIL, gevent, an event loop) can use one core, and a "
-                "consumer whose per-job path is cheaper than Celery's solo path (the asyncio "
-                "consumer writes results and acks in batches) can exceed 100%.",
+                "Ceilings, from bounds that do not depend on the system measured: the least "
+                "of **slots** (concurrency / (latency + the job body's CPU time)), **cores** "
+                "(cores the configuration can use / the body's CPU time: 1 for solo, threads, "
+                "gevent and the asyncio consumer's event loop; min(c, "
+                f"{refs.cores}) for prefork; min({refs.asyncio_cpu_workers}, {refs.cores}) "
+                "for the asyncio consumer's CPU executor) and, live, the **offered** rate "
+                "(jobs / (last send − first send)). Job bodies: "
+                + ", ".join(
+                    f"{w} {b.cpu_ms:.3g} ms of CPU ({b.jobs:,} in {b.wall_ms * b.jobs:,.0f} ms)"
+                    for w, b in refs.bodies.items()
+                )
+                + f" ({refs.method}). Efficiency = throughput / ceiling; ⚠ marks a cell "
+                "below 25% of it. × solo is plainly relative: throughput / the solo cell's "
+                "of the same workload, mode and profile.",
             ]
         ),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from poollab.measure.bench.ceilings import References
+from poollab.measure.bench.ceilings import PATHOLOGY_EFFICIENCY, References
 from poollab.measure.bench.report.select import (
     best,
     best_per_pool,
@@ -29,8 +29,8 @@ def describe_workload(workload: str, params: dict[str, int], refs: References) -
     if workload == "io":
         return f"I/O jobs of {params['ms']} ms (a real HTTP request to the upstream)"
     if workload == "cpu":
-        solo = refs.solo_cpu_per_s
-        each = f", ≈ {1000 / solo:.0f} ms each on solo" if solo > 0 else ""
+        body = refs.bodies.get("cpu")
+        each = f", ≈ {body.cpu_ms:.1f} ms of CPU each in a bare loop" if body else ""
         return f"CPU jobs (n={params['n']:,}{each})"
     if workload == "mixed":
         return f"mixed jobs (n={params['n']:,} of CPU, then {params['ms']} ms of I/O)"
@@ -58,6 +58,30 @@ def _of_ceiling(cell: BenchCell) -> str:
     if not math.isfinite(eff):
         return ""
     return f" ({eff * 100:.0f}% of its {cell.bound}-bound ceiling of {cell.ceiling_per_s:,.0f}/s)"
+
+
+def flagged_verdict(run: BenchRun, workload: str) -> str | None:
+    """One sentence on the cells below 25% of their ceiling (marked ⚠ in the tables)."""
+    flagged = [c for c in cells(run, workload=workload) if c.pathology is not None]
+    if not flagged:
+        return None
+    groups: dict[str, list[str]] = {}
+    for c in flagged:
+        assert c.pathology is not None
+        what = f"{c.label} {c.mode} ({c.profile}, {c.efficiency * 100:.1f}% of {c.bound})"
+        if c.pathology.cause == "stall":
+            what += f": {c.pathology.detail}"
+        groups.setdefault(c.pathology.cause or "unknown", []).append(what)
+    why = {
+        "stall": "stalled",
+        "overhead": "the consumer's own per-job path costs far more CPU than the job body",
+        "unknown": "cause not known",
+    }
+    parts = [f"{why[cause]}: {'; '.join(labels)}" for cause, labels in groups.items()]
+    return (
+        f"⚠ Below {PATHOLOGY_EFFICIENCY * 100:.0f}% of the ceiling (the bound that held in "
+        "brackets). " + ". ".join(parts) + "."
+    )
 
 
 def prefork_memory_for(
@@ -129,6 +153,9 @@ def workload_verdict(run: BenchRun, workload: str) -> list[str]:
     ]
     if others:
         lines.append("The others (throughput / USS peak): " + "; ".join(others) + ".")
+    flagged = flagged_verdict(run, workload)
+    if flagged:
+        lines.append(flagged)
     return lines
 
 
