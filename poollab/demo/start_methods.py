@@ -251,13 +251,13 @@ def _verdict(rows: list[Row]) -> tuple[Verdict, str]:
     heap = float(fork["parent_heap_mb"] or 0)
     grew = float(fork["uss_after_read_mb"] or 0) - float(fork["child_uss_mb"] or 0)
     fork_ms = float(fork_bare["start_ms"] or 0)
-    faster = ratio(float(spawn["start_ms"] or 0), fork_ms)
+    faster: dict[str, float] = {}
     failures = []
     for method in ("spawn", "forkserver"):
         other = _find(rows, method, heap=False)
         if other is None:
             continue
-        than = ratio(float(other["start_ms"] or 0), fork_ms)
+        than = faster[method] = ratio(float(other["start_ms"] or 0), fork_ms)
         if than < FORK_FASTER:
             failures.append(f"fork started only {than:.2f}x faster than {method}")
         inheriting = _find(rows, method, heap=True)
@@ -275,7 +275,9 @@ def _verdict(rows: list[Row]) -> tuple[Verdict, str]:
     return verdict_from(
         failures,
         lambda: (
-            f"fork started {faster:.0f}x faster than spawn; a forked child of a {heap:.0f} MB "
+            "fork started "
+            + " and ".join(f"{value:.1f}x faster than {name}" for name, value in faster.items())
+            + f"; a forked child of a {heap:.0f} MB "
             f"heap held {float(fork['child_uss_mb'] or 0):.1f} MB of its own until it read the "
             f"heap, then {float(fork['uss_after_read_mb'] or 0):.0f} MB"
         ),

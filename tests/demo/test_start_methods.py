@@ -64,7 +64,9 @@ def _rows(fork_ms: float = 5.0, forkserver_ms: float = 15.0, spawn_ms: float = 7
 
 
 def test_rule_fork_fastest_by_a_margin() -> None:
-    assert _verdict(_rows())[0] is Verdict.HELD
+    verdict, reason = _verdict(_rows())
+    assert verdict is Verdict.HELD
+    assert "15.0x faster than spawn and 3.0x faster than forkserver" in reason
     assert FORK_FASTER == 1.5
     verdict, reason = _verdict(_rows(forkserver_ms=7.0))
     assert verdict is Verdict.NOT_HELD and "forkserver" in reason
