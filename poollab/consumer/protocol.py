@@ -347,11 +347,6 @@ def encode(message: Mapping[str, Any]) -> str:
     return json.dumps(message)
 
 
-# stand-ins for what differs between the messages of one template: JSON strings that no
-# argument can produce by accident in the rendered text, since they are replaced before use
-_ID_MARK, _TAG_MARK, _SENT_MARK = "@@poollab-id@@", "@@poollab-tag@@", "@@poollab-sent@@"
-
-
 class MessageTemplate:
     """The encoded :func:`task_message` of many jobs of one task, kwargs, queue and priority.
 
@@ -373,21 +368,25 @@ class MessageTemplate:
         reply_to: str | None = None,
         origin: str | None = None,
     ) -> None:
+        # stand-ins for what differs between jobs: JSON strings no argument can hold by
+        # accident (a new nonce per template), replaced by % fields once encoded
+        nonce = uuid.uuid4().hex
+        id_mark, tag_mark, sent_mark = (f"@@{nonce}-{name}@@" for name in ("id", "tag", "sent"))
         message = task_message(
             task,
             kwargs,
             queue=queue,
-            task_id=_ID_MARK,
+            task_id=id_mark,
             args=args,
             priority=priority,
             reply_to=reply_to,
             origin=origin,
         )
-        message["headers"][SENT_HEADER] = _SENT_MARK
-        message["properties"]["delivery_tag"] = _TAG_MARK
+        message["headers"][SENT_HEADER] = sent_mark
+        message["properties"]["delivery_tag"] = tag_mark
         text = encode(message).replace("%", "%%")
-        text = text.replace(f'"{_ID_MARK}"', '"%(id)s"').replace(f'"{_TAG_MARK}"', '"%(tag)s"')
-        self._text = text.replace(f'"{_SENT_MARK}"', "%(sent)r")
+        text = text.replace(f'"{id_mark}"', '"%(id)s"').replace(f'"{tag_mark}"', '"%(tag)s"')
+        self._text = text.replace(f'"{sent_mark}"', "%(sent)r")
         self.key = queue_key(queue, message_priority(message))
 
     def render(self, task_id: str, sent: float) -> str:

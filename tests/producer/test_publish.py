@@ -117,13 +117,12 @@ def test_messages_are_what_send_task_writes_field_by_field(
     ]
 
 
-def test_a_percent_sign_or_a_marker_lookalike_in_params_is_kept(
-    app: Celery, r: redis.Redis
-) -> None:
-    params = {"x": {"%(id)s": "100% %s @@poollab-id@@", "q": '"quoted"'}}
+def test_percent_signs_and_format_fields_in_params_are_kept(app: Celery, r: redis.Redis) -> None:
+    params = {"x": {"%(id)s": "100% %s %(id)s %%", "q": '"quoted"'}}
     publish(app, "asyncio", "noop", params, 1, remember=False)
     message = _take(r, "asyncio")
     assert json.loads(base64.b64decode(message["body"]))[1] == params
+    assert message["headers"]["kwargsrepr"] == repr(params)
 
 
 def test_batches_keep_the_order_and_every_id_is_remembered_with_an_expiry(
