@@ -20,7 +20,9 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 from celery.result import AsyncResult
 from kombu.exceptions import OperationalError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
+from redis.retry import Retry
 
 from poollab import jobs
 from poollab.consumer import layout, protocol
@@ -216,6 +218,10 @@ def broker_client(app: Celery) -> redis.Redis | None:
             url,
             socket_connect_timeout=float(app.conf.broker_connection_timeout or 2.0),
             socket_keepalive=True,
+            # no retry: a pipeline resent after its connection dropped may have run already,
+            # and its jobs would be queued twice (send_task is called with retry=False too).
+            # A connection the server closed is replaced when taken from the pool.
+            retry=Retry(NoBackoff(), 0),
         )
         _BROKER_CLIENTS[app] = client
     return client

@@ -16,7 +16,7 @@ from poollab import jobs
 from poollab.celery_config import make_client
 from poollab.consumer import layout
 from poollab.launcher.lab import Lab
-from poollab.launcher.redis_server import free_port
+from poollab.launcher.redis_server import RedisServer, free_port
 from poollab.producer.publish import (
     BrokerUnavailable,
     issued_key,
@@ -201,3 +201,31 @@ def test_every_pool_runs_jobs_published_this_way(running_lab: Lab, lab_client: C
         assert result["value"] == jobs.expected_value(kind, params[kind]), (pool, kind)
         assert result["pool"] == pool
         assert before <= result["timings"]["sent"] <= result["timings"]["started"]
+
+
+def test_publishing_after_redis_restarted_needs_no_retry() -> None:
+    """A pooled connection the old server closed is replaced, not resent on: no duplicates."""
+    server = RedisServer().start()
+    app = make_client("tests", Settings(broker_url=server.url + "/0"))
+    try:
+        assert len(publish(app, "solo", "noop", {}, 3, remember=False)) == 3
+        port = server.port
+        server.stop()
+        with pytest.raises(BrokerUnavailable):
+            publish(app, "solo", "noop", {}, 3, remember=False)
+        server = RedisServer(port=port).start()
+        ids = publish(app, "solo", "noop", {}, 3, remember=False)
+        r = redis.Redis.from_url(server.url + "/0")
+        assert r.llen("solo") == 3
+        assert [_take(r, "solo")["headers"]["id"] for _ in ids] == ids
+        r.close()
+        # restarted again while the connection sat in the pool, nothing sent in between
+        server.stop()
+        server = RedisServer(port=port).start()
+        ids = publish(app, "solo", "noop", {}, 2, remember=False)
+        r = redis.Redis.from_url(server.url + "/0")
+        assert r.llen("solo") == 2
+        r.close()
+    finally:
+        app.close()
+        server.stop()
