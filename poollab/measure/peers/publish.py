@@ -3,7 +3,9 @@
 Every list-based system is published to the same way: LPUSHes of its own message format,
 200 in flight at a time on redis.asyncio (what taskiq's kicker does, one LPUSH per
 message). Celery-protocol messages are built by :func:`poollab.consumer.protocol.task_message`,
-laid out as ``send_task`` lays them out (a test holds the two together).
+laid out as ``send_task`` lays them out (``tests/producer/test_publish.py`` holds the two
+together): the builder the lab's publisher (:func:`poollab.producer.publish.publish`) makes its
+templates with.
 
 ``python -m poollab.measure.peers.publish celery|bare QUEUE RUN COUNT KIND LATENCY_MS``
 prints ``{"started": t, "finished": t}``.
