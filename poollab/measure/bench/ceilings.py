@@ -19,7 +19,7 @@ results.json: docs/results-format.md.
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import itertools
 import math
 import os
@@ -37,6 +37,8 @@ Bound = Literal["slots", "cores", "offered", "unknown"]
 # seconds of bare loop per workload, and of one batch within it
 CALIBRATION_S = 0.3
 BATCH_S = 0.02
+# async waiting jobs (sleep, io, mixed) timed this many at once
+ASYNC_WAITING_BATCH = 50
 # workloads whose CPU part the asyncio consumer hands to its CPU executor
 EXECUTOR_WORKLOADS = frozenset({"cpu", "mixed"})
 # pools whose jobs (or whose Python) run on one thread: one core at most
@@ -67,10 +69,15 @@ class References:
     io_latency_ms: int
     # per workload of the run
     bodies: dict[str, BodyCalibration]
+    # the async variants, for the asyncio consumer (empty when the run has none)
+    async_bodies: dict[str, BodyCalibration]
     method: str
 
-    def body_cpu_s(self, workload: str) -> float:
+    def body_cpu_s(self, workload: str, pool: str = "") -> float:
+        """The body's CPU seconds; the asyncio consumer's own variant for that pool."""
         body = self.bodies.get(workload)
+        if pool == "asyncio":
+            body = self.async_bodies.get(workload, body)
         return body.cpu_ms / 1000 if body is not None else math.nan
 
     def latency_s(self, workload: str) -> float:
@@ -78,7 +85,8 @@ class References:
 
 
 METHOD = (
-    "each workload's blocking job body (poollab.jobs) called in a bare loop in the bench "
+    "each workload's blocking job body (poollab.jobs; the async variant with the asyncio "
+    "consumer's aiohttp client for that consumer) called in a bare loop in the bench "
     f"process for ~{CALIBRATION_S} s, outside any queue; CPU time by time.thread_time (the "
     f"calling thread's own), the least per job over ~{BATCH_S * 1000:.0f} ms batches"
 )
@@ -99,20 +107,74 @@ def calibrate(
         kind = jobs.CATALOGUE[workload]
         params = params_of(workload)
         parsed = kind.validate(dict(params))
-        kind.run(ctx, parsed)  # imports, the upstream connection
-        found[workload] = _bare_loop(functools.partial(kind.run, ctx, parsed), params, seconds)
+
+        def batch(n: int, kind: jobs.JobKind = kind, parsed: Any = parsed) -> None:
+            for _ in range(n):
+                kind.run(ctx, parsed)
+
+        batch(1)  # imports, the upstream connection
+        found[workload] = _bare_loop(batch, params, seconds)
     return found
 
 
-def _bare_loop(body: Callable[[], Any], params: dict[str, int], seconds: float) -> BodyCalibration:
-    per_batch = 1
+def calibrate_async(
+    workloads: tuple[str, ...],
+    params_of: Callable[[str], dict[str, int]],
+    upstream_url: str,
+    seconds: float = CALIBRATION_S,
+) -> dict[str, BodyCalibration]:
+    """The same for the async variants the asyncio consumer runs (its aiohttp client).
+
+    CPU work runs inline here, on the timed thread: the body's whole CPU time. Waiting
+    jobs run ASYNC_WAITING_BATCH at once, as a consumer with that many slots would.
+    """
+    from poollab.consumer.runtime import CpuRunner, HttpClient, job_context
+
+    loop = asyncio.new_event_loop()
+    http = HttpClient(ASYNC_WAITING_BATCH)
+    ctx = job_context(upstream_url, http, CpuRunner("inline"))
+    found = {}
+    try:
+        for workload in workloads:
+            kind = jobs.CATALOGUE[workload]
+            params = params_of(workload)
+            parsed = kind.validate(dict(params))
+
+            waits = workload in WAITING_WORKLOADS
+
+            async def run(
+                n: int, kind: jobs.JobKind = kind, parsed: Any = parsed, waits: bool = waits
+            ) -> None:
+                if waits:
+                    await asyncio.gather(*(kind.run_async(ctx, parsed) for _ in range(n)))
+                    return
+                for _ in range(n):
+                    await kind.run_async(ctx, parsed)
+
+            def batch(n: int, run: Callable[[int], Any] = run) -> None:
+                loop.run_until_complete(run(n))
+
+            # waiting jobs many at once, as the consumer runs them: one wake-up of the
+            # loop serves several requests, which lowers the CPU per job
+            first = ASYNC_WAITING_BATCH if waits else 1
+            batch(first)
+            found[workload] = _bare_loop(batch, params, seconds, first)
+    finally:
+        loop.run_until_complete(http.close())
+        loop.close()
+    return found
+
+
+def _bare_loop(
+    batch: Callable[[int], None], params: dict[str, int], seconds: float, first: int = 1
+) -> BodyCalibration:
+    per_batch = first
     batches: list[tuple[int, float]] = []
     total_jobs, total_cpu = 0, 0.0
     began = time.perf_counter()
     while True:
         wall0, cpu0 = time.perf_counter(), time.thread_time()
-        for _ in range(per_batch):
-            body()
+        batch(per_batch)
         cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
         batches.append((per_batch, cpu))
         total_jobs += per_batch
@@ -157,7 +219,7 @@ class Ceiling:
 def ceiling(
     refs: References, pool: str, workload: str, concurrency: int, offered_per_s: float = math.nan
 ) -> Ceiling:
-    cpu_s = refs.body_cpu_s(workload)
+    cpu_s = refs.body_cpu_s(workload, pool)
     if not math.isfinite(cpu_s) or cpu_s < 0:
         return Ceiling(math.nan, "unknown")
     cpu_s = max(cpu_s, 1e-9)

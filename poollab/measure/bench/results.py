@@ -245,7 +245,7 @@ def apply_ceilings(cells: list[BenchCell], refs: References) -> None:
             gaps=cell.start_gaps,
             run_p50_ms=cell.run_ms.get("p50", math.nan),
             consumer_cpu_ms_per_job=cell.cpu_cores / rate * 1000 if rate > 0 else math.nan,
-            body_cpu_ms=refs.body_cpu_s(cell.workload) * 1000,
+            body_cpu_ms=refs.body_cpu_s(cell.workload, cell.pool) * 1000,
         )
 
 

@@ -10,7 +10,13 @@ from typing import Any, Protocol
 from celery.exceptions import TimeoutError as CeleryTimeout
 from rich.console import Console
 
-from poollab.measure.bench.ceilings import METHOD, References, asyncio_cpu_workers, calibrate
+from poollab.measure.bench.ceilings import (
+    METHOD,
+    References,
+    asyncio_cpu_workers,
+    calibrate,
+    calibrate_async,
+)
 from poollab.measure.bench.cell import CellSpec, Measured, run_cell, wait_until_quiet, write_raw
 from poollab.measure.bench.config import BenchConfig, RunConfig
 from poollab.measure.bench.lab import BenchError, BenchLab, WorkerRun
@@ -215,12 +221,19 @@ class Runner:
         """Each selected workload's job body, timed in a bare loop against the lab's upstream."""
         config = self.config
         assert self.lab.settings is not None
-        bodies = calibrate(config.workloads, config.job_params, self.lab.settings.upstream_url)
+        url = self.lab.settings.upstream_url
+        bodies = calibrate(config.workloads, config.job_params, url)
+        async_bodies = (
+            calibrate_async(config.workloads, config.job_params, url)
+            if "asyncio" in config.pools
+            else {}
+        )
         return References(
             cores=self.cores,
             asyncio_cpu_workers=asyncio_cpu_workers(),
             io_latency_ms=config.io_latency_ms,
             bodies=bodies,
+            async_bodies=async_bodies,
             method=METHOD,
         )
 

@@ -34,6 +34,7 @@ REFS = References(
         "io": BodyCalibration({"ms": 50}, 6, 0.2, 0.25, 51.0),
         "mixed": BodyCalibration({"n": 25_000, "ms": 50}, 6, 2.7, 2.8, 53.0),
     },
+    async_bodies={"io": BodyCalibration({"ms": 50}, 6, 0.1, 0.12, 50.5)},
     method="test",
 )
 

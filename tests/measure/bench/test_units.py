@@ -14,6 +14,7 @@ import pytest
 from poollab.measure.bench.ceilings import (
     StartGaps,
     calibrate,
+    calibrate_async,
     ceiling,
     diagnose,
     efficiency,
@@ -67,7 +68,9 @@ def test_ceilings_are_the_least_of_the_physical_bounds_and_say_which() -> None:
     assert at("prefork", "cpu", 1) == (100.0, "cores")
     # the asyncio consumer: its CPU executor for cpu jobs, its one loop for the rest
     assert at("asyncio", "cpu", 100) == (200.0, "cores")
-    assert at("asyncio", "io", 1000) == (5000.0, "cores")
+    # ... with its own async body where timed (its aiohttp client: 0.1 ms)
+    assert at("asyncio", "io", 1000) == (10000.0, "cores")
+    assert at("asyncio", "noop", 1) == (1 / 0.000001, "cores")
     # io: c / (50 ms + 0.2 ms) until one core's 1 / 0.2 ms
     io = ceiling(REFS, "gevent", "io", 10)
     assert io.per_s == pytest.approx(10 / 0.0502, rel=1e-3) and io.bound == "slots"
@@ -90,6 +93,8 @@ def test_a_body_is_timed_in_a_bare_loop_for_every_selected_workload() -> None:
     assert 0 < bodies["noop"].cpu_ms < bodies["cpu"].cpu_ms
     assert bodies["noop"].jobs > bodies["cpu"].jobs >= 1
     assert bodies["cpu"].cpu_ms <= bodies["cpu"].cpu_ms_mean
+    async_bodies = calibrate_async(("noop",), config.job_params, "http://127.0.0.1:9", 0.1)
+    assert 0 < async_bodies["noop"].cpu_ms < bodies["cpu"].cpu_ms
 
 
 def test_a_stall_of_2_s_gaps_between_starts_is_flagged_and_a_healthy_cell_is_not() -> None:
