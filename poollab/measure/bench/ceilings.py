@@ -248,7 +248,8 @@ PATHOLOGY_EFFICIENCY = 0.25
 Cause = Literal["stall", "overhead"]
 # a stall: the consumer idle at least this share of the window, and the median gap between
 # the starts of its busy periods this many times a job's run time and at least
-# STALL_MIN_GAP_S (the gevent stall's gaps cluster near 2 s: STALL_NEAR_S)
+# STALL_MIN_GAP_S, or at least STALL_NEAR_SHARE of those gaps near 2 s (STALL_NEAR_S: the
+# gevent stall's; its jobs may come in bursts, whose gaps inside are short)
 STALL_IDLE = 0.5
 STALL_GAP_TIMES_RUN = 5.0
 STALL_MIN_GAP_S = 0.5
@@ -300,14 +301,16 @@ def start_gaps(jobs: list[tuple[float, float]]) -> StartGaps:
 
 
 def is_stall(gaps: StartGaps, run_p50_ms: float) -> bool:
-    """The consumer idle most of the window, busy periods starting seconds apart."""
+    """The consumer idle most of the window, and its busy periods seconds apart (their
+    median gap long against a job's run time) or, in bursts, often ~2 s apart."""
     if not (math.isfinite(gaps.p50_ms) and math.isfinite(run_p50_ms)):
         return False
-    return (
-        gaps.idle >= STALL_IDLE
-        and gaps.p50_ms >= STALL_MIN_GAP_S * 1000
-        and gaps.p50_ms >= STALL_GAP_TIMES_RUN * max(run_p50_ms, 0.0)
+    if not gaps.idle >= STALL_IDLE:
+        return False
+    long_gaps = gaps.p50_ms >= STALL_MIN_GAP_S * 1000 and gaps.p50_ms >= (
+        STALL_GAP_TIMES_RUN * max(run_p50_ms, 0.0)
     )
+    return long_gaps or gaps.near_2s >= STALL_NEAR_SHARE
 
 
 @dataclass(frozen=True)
@@ -336,9 +339,9 @@ def diagnose(
         return None
     if is_stall(gaps, run_p50_ms):
         detail = (
-            f"jobs started a median {gaps.p50_ms / 1000:.1f} s apart "
-            f"({gaps.near_2s * 100:.0f}% of the gaps near 2 s) while each ran "
-            f"{run_p50_ms:.0f} ms: no job ran {gaps.idle * 100:.0f}% of the time"
+            f"no job ran {gaps.idle * 100:.0f}% of the time: busy periods started a median "
+            f"{gaps.p50_ms / 1000:.2f} s apart, {gaps.near_2s * 100:.0f}% of the gaps near 2 s, "
+            f"while each job ran {run_p50_ms:.0f} ms"
         )
         if pool == "gevent" and gaps.near_2s >= STALL_NEAR_SHARE:
             detail += " (the gevent pool's ~2 s stall: it took the next messages only ~2 s later)"

@@ -130,6 +130,13 @@ def test_a_stall_of_2_s_gaps_between_starts_is_flagged_and_a_healthy_cell_is_not
     # long jobs started seconds apart are not a stall: the gap is their run time
     long_jobs = start_gaps([(1000.0 + i * 2.0, 1001.99 + i * 2.0) for i in range(10)])
     assert not is_stall(long_jobs, 1990.0)
+    # bursts: pairs of short jobs a few ms apart, the pairs 2 s apart (gevent -c 2, noop)
+    bursts = []
+    for i in range(10):
+        t = 1000.0 + 2.0 * i
+        bursts += [(t, t + 0.0001), (t + 0.005, t + 0.0051)]
+    burst_gaps = start_gaps(bursts)
+    assert burst_gaps.p50_ms < 1000 and is_stall(burst_gaps, 0.1)
     # staggered slots, each taking its next job ~2 s late: idle, seconds apart, a stall too
     staggered = start_gaps([(1000.0 + i, 1000.02 + i) for i in range(20)])
     assert is_stall(staggered, 20.0)
