@@ -245,7 +245,7 @@ def efficiency(throughput: float, ceiling_per_s: float) -> float:
 
 # a cell below this share of its ceiling is flagged
 PATHOLOGY_EFFICIENCY = 0.25
-Cause = Literal["stall", "overhead"]
+Cause = Literal["stall", "contention", "overhead"]
 # a stall: the consumer idle at least this share of the window, and the median gap between
 # the starts of its busy periods this many times a job's run time and at least
 # STALL_MIN_GAP_S, or at least STALL_NEAR_SHARE of those gaps near 2 s (STALL_NEAR_S: the
@@ -318,8 +318,8 @@ class Pathology:
     """Why a cell below 25% of its ceiling was flagged, as far as the lab knows."""
 
     bound: Bound
-    # stall (jobs started ~2 s apart), overhead (the consumer's own CPU per job far above
-    # the body's), or null: not known
+    # stall (jobs started ~2 s apart), contention (other processes used the machine),
+    # overhead (the consumer's own CPU per job far above the body's), or null: not known
     cause: Cause | None
     detail: str
 
@@ -333,6 +333,8 @@ def diagnose(
     run_p50_ms: float,
     consumer_cpu_ms_per_job: float,
     body_cpu_ms: float,
+    other_cores: float = 0.0,
+    busy_cores: float = math.inf,
 ) -> Pathology | None:
     """A Pathology when the cell is below PATHOLOGY_EFFICIENCY of its ceiling, else None."""
     if not (math.isfinite(eff) and eff < PATHOLOGY_EFFICIENCY):
@@ -346,6 +348,12 @@ def diagnose(
         if pool == "gevent" and gaps.near_2s >= STALL_NEAR_SHARE:
             detail += " (the gevent pool's ~2 s stall: it took the next messages only ~2 s later)"
         return Pathology(bound, "stall", detail)
+    if other_cores > busy_cores:
+        return Pathology(
+            bound,
+            "contention",
+            f"other processes used {other_cores:.2f} cores of the machine meanwhile",
+        )
     if (
         math.isfinite(consumer_cpu_ms_per_job)
         and math.isfinite(body_cpu_ms)

@@ -226,7 +226,7 @@ def merge_repeats(records: Iterable[BenchCell]) -> list[BenchCell]:
     return cells
 
 
-def apply_ceilings(cells: list[BenchCell], refs: References) -> None:
+def apply_ceilings(cells: list[BenchCell], refs: References, busy_cores: float = math.inf) -> None:
     """Each cell's ceiling, efficiency, × solo and pathology flag."""
     solo = {(c.workload, c.mode, c.profile): c.throughput_per_s for c in cells if c.pool == "solo"}
     for cell in cells:
@@ -246,6 +246,8 @@ def apply_ceilings(cells: list[BenchCell], refs: References) -> None:
             run_p50_ms=cell.run_ms.get("p50", math.nan),
             consumer_cpu_ms_per_job=cell.cpu_cores / rate * 1000 if rate > 0 else math.nan,
             body_cpu_ms=refs.body_cpu_s(cell.workload, cell.pool) * 1000,
+            other_cores=cell.contention.other_cores,
+            busy_cores=busy_cores,
         )
 
 

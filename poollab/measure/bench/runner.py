@@ -112,7 +112,7 @@ class Runner:
                 with signals_ignored():
                     self.lab.stop()
         cells = merge_repeats(self.records)
-        apply_ceilings(cells, refs)
+        apply_ceilings(cells, refs, config.busy_cores)
         run = BenchRun(
             started_at=_iso(began),
             finished_at=_iso(time.time()),

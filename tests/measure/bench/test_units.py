@@ -127,6 +127,12 @@ def test_a_stall_of_2_s_gaps_between_starts_is_flagged_and_a_healthy_cell_is_not
         consumer_cpu_ms_per_job=2.0, body_cpu_ms=0.001,
     )  # fmt: skip
     assert slow is not None and slow.cause == "overhead"
+    # ... unless other processes shared the machine meanwhile: that is said first
+    shared = diagnose(
+        pool="prefork", eff=0.15, bound="cores", gaps=healthy, run_p50_ms=10.0,
+        consumer_cpu_ms_per_job=12.0, body_cpu_ms=9.0, other_cores=1.6, busy_cores=0.35,
+    )  # fmt: skip
+    assert shared is not None and shared.cause == "contention" and "1.60" in shared.detail
     # long jobs started seconds apart are not a stall: the gap is their run time
     long_jobs = start_gaps([(1000.0 + i * 2.0, 1001.99 + i * 2.0) for i in range(10)])
     assert not is_stall(long_jobs, 1990.0)

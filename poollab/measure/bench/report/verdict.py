@@ -68,16 +68,22 @@ def flagged_verdict(run: BenchRun, workload: str) -> str | None:
     groups: dict[str, list[str]] = {}
     for c in flagged:
         assert c.pathology is not None
-        what = f"{c.label} {c.mode} ({c.profile}, {c.efficiency * 100:.1f}% of {c.bound})"
+        what = f"{c.label} {c.mode} ({c.profile}, {c.efficiency * 100:.2g}% of {c.bound})"
         if c.pathology.cause == "stall":
             what += f": {c.pathology.detail}"
+        elif c.pathology.cause == "contention":
+            what += f" [{c.contention.other_cores:.2f}]"
         groups.setdefault(c.pathology.cause or "unknown", []).append(what)
     why = {
         "stall": "stalled",
+        "contention": "the machine was shared (other processes' cores in brackets)",
         "overhead": "the consumer's own per-job path costs far more CPU than the job body",
         "unknown": "cause not known",
     }
-    parts = [f"{why[cause]}: {'; '.join(labels)}" for cause, labels in groups.items()]
+    parts = [
+        f"{why[cause][0].upper()}{why[cause][1:]}: {'; '.join(labels)}"
+        for cause, labels in groups.items()
+    ]
     return (
         f"⚠ Below {PATHOLOGY_EFFICIENCY * 100:.0f}% of the ceiling (the bound that held in "
         "brackets). " + ". ".join(parts) + "."
