@@ -318,8 +318,8 @@ class Pathology:
     """Why a cell below 25% of its ceiling was flagged, as far as the lab knows."""
 
     bound: Bound
-    # stall (jobs started ~2 s apart), contention (other processes used the machine),
-    # overhead (the consumer's own CPU per job far above the body's), or null: not known
+    # stall (jobs started ~2 s apart), overhead (the consumer's own CPU per job far above
+    # the body's), contention (neither; other processes used the machine), or null
     cause: Cause | None
     detail: str
 
@@ -348,12 +348,6 @@ def diagnose(
         if pool == "gevent" and gaps.near_2s >= STALL_NEAR_SHARE:
             detail += " (the gevent pool's ~2 s stall: it took the next messages only ~2 s later)"
         return Pathology(bound, "stall", detail)
-    if other_cores > busy_cores:
-        return Pathology(
-            bound,
-            "contention",
-            f"other processes used {other_cores:.2f} cores of the machine meanwhile",
-        )
     if (
         math.isfinite(consumer_cpu_ms_per_job)
         and math.isfinite(body_cpu_ms)
@@ -364,5 +358,11 @@ def diagnose(
             "overhead",
             f"the consumer spent {consumer_cpu_ms_per_job:.2f} ms of CPU per job on a body "
             f"of {body_cpu_ms:.3f} ms: its own per-job path dominates",
+        )
+    if other_cores > busy_cores:
+        return Pathology(
+            bound,
+            "contention",
+            f"other processes used {other_cores:.2f} cores of the machine meanwhile",
         )
     return Pathology(bound, None, "cause not known")

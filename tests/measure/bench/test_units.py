@@ -127,7 +127,7 @@ def test_a_stall_of_2_s_gaps_between_starts_is_flagged_and_a_healthy_cell_is_not
         consumer_cpu_ms_per_job=2.0, body_cpu_ms=0.001,
     )  # fmt: skip
     assert slow is not None and slow.cause == "overhead"
-    # ... unless other processes shared the machine meanwhile: that is said first
+    # no stall, a path no costlier than the body: other processes sharing the machine
     shared = diagnose(
         pool="prefork", eff=0.15, bound="cores", gaps=healthy, run_p50_ms=10.0,
         consumer_cpu_ms_per_job=12.0, body_cpu_ms=9.0, other_cores=1.6, busy_cores=0.35,
