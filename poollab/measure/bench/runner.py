@@ -97,8 +97,9 @@ class Runner:
                 self.lab.check_queues_empty(config.pools)
                 self.lab.check_no_other_consumers(config.pools)
                 machine = describe_machine(self.lab.settings.broker_url)
-                # before any consumer runs: the job bodies alone, on a quiet lab
-                refs = self._references()
+                # before any consumer runs: the job bodies alone, on a quiet lab (timed again
+                # before each consumer; every ceiling takes the least of them at the end)
+                self.refs = self._references()
                 try:
                     for profile_name, pool, level, repeat in runs:
                         self._run_worker(progress, profile_name, pool, level, repeat)
@@ -112,6 +113,7 @@ class Runner:
                 with signals_ignored():
                     self.lab.stop()
         cells = merge_repeats(self.records)
+        refs = self.refs
         apply_ceilings(cells, refs, config.busy_cores)
         run = BenchRun(
             started_at=_iso(began),
@@ -135,6 +137,9 @@ class Runner:
         self, progress: BenchProgress, profile_name: str, pool: str, level: int, repeat: int
     ) -> None:
         config = self.config
+        if self.records:
+            # the lab is quiet between consumers: time the bodies again (see References.merged)
+            self.refs = self.refs.merged(self._references())
         started = time.monotonic()
         worker = self.lab.start_worker(pool, level, get_profile(profile_name))
         progress.worker_started(time.monotonic() - started, f"{pool} -c {level} ({profile_name})")

@@ -284,3 +284,21 @@ def test_quick_fills_in_only_the_options_left_out() -> None:
     full = build_config(_bench_args())
     assert (full.cell_s, full.retries, full.profiles) == (3.0, 1, ("defaults", "tuned"))
     assert full.workloads == WORKLOADS and full.pools == ALL_POOLS
+
+
+def test_timings_of_a_body_merge_to_their_least() -> None:
+    """A body timed again on a quieter moment lowers its cost; a slower timing never raises it."""
+    from dataclasses import replace
+
+    from poollab.measure.bench.ceilings import BodyCalibration
+
+    slower = replace(
+        REFS,
+        bodies={**REFS.bodies, "cpu": BodyCalibration({"n": 100_000}, 20, 16.7, 17.0, 17.1)},
+        async_bodies={"io": BodyCalibration({"ms": 50}, 6, 0.05, 0.06, 50.2)},
+    )
+    merged = REFS.merged(slower)
+    assert merged.bodies["cpu"].cpu_ms == 10.0 and merged.bodies["cpu"].jobs == 50
+    assert merged.async_bodies["io"].cpu_ms == 0.05
+    assert merged.bodies["noop"].cpu_ms == REFS.bodies["noop"].cpu_ms
+    assert slower.merged(REFS).body_cpu_s("cpu") == REFS.body_cpu_s("cpu")
