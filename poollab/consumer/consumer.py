@@ -44,7 +44,7 @@ from poollab.backoff import Backoff, sleep_or_stop
 from poollab.consumer import layout, protocol
 from poollab.consumer.broker import Broker, Completion, Taken, make_client
 from poollab.consumer.config import POOL, ConsumerConfig, restore_interval
-from poollab.consumer.control import RemoteControl
+from poollab.consumer.control import Commands, RemoteControl
 from poollab.consumer.events import HEARTBEAT_FREQ, EventDispatcher
 from poollab.consumer.runtime import CpuRunner, HttpClient, job_context
 from poollab.consumer.slots import Slots
@@ -492,7 +492,9 @@ class Consumer:
         return None
 
     def _remote(self) -> RemoteControl:
-        return RemoteControl(self.config, self.settings, self._info, self.stats, self._jobs)
+        return RemoteControl(
+            Commands(self.config, self.settings, self._info, self.stats, self._jobs)
+        )
 
     def _running(self) -> int:
         return sum(1 for job in self._jobs.values() if job.started)

@@ -451,19 +451,13 @@ def _broker_info(settings: Settings) -> dict[str, Any]:
 class RemoteControl:
     """Listens for control broadcasts on the consumer's loop and answers them."""
 
-    def __init__(
-        self,
-        config: ConsumerConfig,
-        settings: Settings,
-        info: Mapping[str, Any],
-        stats: StatsView,
-        jobs: Mapping[Any, JobView],
-    ) -> None:
-        self.nodename = config.nodename
-        self.settings = settings
-        self.clock = LamportClock()
-        self.commands = Commands(config, settings, info, stats, jobs, self.clock)
-        self.topic = layout.pidbox_topic(layout.redis_db(settings.broker_url))
+    def __init__(self, commands: Commands) -> None:
+        self.commands = commands
+        self.nodename = commands.config.nodename
+        self.settings = commands.settings
+        # one clock for the replies and the commands that report it
+        self.clock = commands.clock
+        self.topic = layout.pidbox_topic(layout.redis_db(self.settings.broker_url))
         self._warned: set[str] = set()
         # whether the last attempt got as far as subscribing: then the next one starts at
         # once instead of backing off further

@@ -66,11 +66,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--pools", help="comma-separated (default: every pool)")
     parser.add_argument(
         "--workloads",
-        help="comma-separated: "
-        + ", ".join(WORKLOADS)
-        + " (default: all; --quick: "
-        + ", ".join(QUICK.workloads)
-        + ")",
+        help=f"comma-separated: {', '.join(WORKLOADS)} "
+        f"(default: all; --quick: {', '.join(QUICK.workloads)})",
     )
     parser.add_argument(
         "--concurrency",
@@ -80,13 +77,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--modes", default=",".join(MODES), help="drain, live or both")
     parser.add_argument(
         "--profiles",
-        help="settings profiles: "
-        + ", ".join(PROFILES)
-        + " (default: "
-        + ",".join(FULL.profiles)
-        + "; --quick: "
-        + ",".join(QUICK.profiles)
-        + ")",
+        help=f"settings profiles: {', '.join(PROFILES)} "
+        f"(default: {','.join(FULL.profiles)}; --quick: {','.join(QUICK.profiles)})",
     )
     parser.add_argument("--jobs", type=int, help="jobs per cell (default: ~--cell-s of work)")
     parser.add_argument(
