@@ -6,7 +6,7 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -111,14 +111,20 @@ class Settings(BaseSettings):
 LAB_STATE = Path(".poollab") / "state.json"
 
 
-def running_lab_broker(state_path: Path = LAB_STATE) -> str | None:
-    """The broker of the `poollab up` running from this directory, if one runs."""
+def running_lab_state(state_path: Path = LAB_STATE) -> dict[str, Any] | None:
+    """The state file of the `poollab up` that wrote it, if that launcher still runs."""
     try:
         state = json.loads(state_path.read_text())
         os.kill(int(state["launcher_pid"]), 0)
-        return str(state["broker_url"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    return state if isinstance(state, dict) else None
+
+
+def running_lab_broker(state_path: Path = LAB_STATE) -> str | None:
+    """The broker of the `poollab up` running from this directory, if one runs."""
+    state = running_lab_state(state_path)
+    return str(state["broker_url"]) if state and "broker_url" in state else None
 
 
 class NoBrokerError(RuntimeError):

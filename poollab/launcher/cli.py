@@ -17,7 +17,7 @@ from poollab.cli import CliError
 from poollab.launcher.health import is_healthy
 from poollab.launcher.lab import Lab, LabError, broker_for_local_lab
 from poollab.launcher.topology import CONSUMER_GRACE_S, GRACE_S, Service, build_services
-from poollab.settings import ALL_POOLS, PoolName, Settings
+from poollab.settings import ALL_POOLS, PoolName, Settings, running_lab_state
 from poollab.stopping import Stop, StopSignals
 
 console = Console(stderr=True)
@@ -73,13 +73,8 @@ def _port_in_use(port: int) -> bool:
 
 
 def _launcher_alive(run_dir: Path) -> int | None:
-    try:
-        state = json.loads((run_dir / "state.json").read_text())
-        pid = int(state["launcher_pid"])
-        os.kill(pid, 0)
-    except (FileNotFoundError, ValueError, KeyError, ProcessLookupError, json.JSONDecodeError):
-        return None
-    return pid
+    state = running_lab_state(run_dir / "state.json")
+    return int(state["launcher_pid"]) if state is not None else None
 
 
 def run_up(args: argparse.Namespace) -> int:
