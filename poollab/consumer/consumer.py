@@ -100,7 +100,6 @@ class Consumer:
         if settings.result_backend_url != settings.broker_url:
             backend = make_client(settings.result_backend_url, config.redis_connections)
         self.broker = Broker(client, config.queue, settings.result_expires, backend)
-        self.broker.on_stored = self._stored
         self.events = EventDispatcher(
             config.nodename,
             layout.redis_db(settings.broker_url),
@@ -117,6 +116,9 @@ class Consumer:
         self.ready = asyncio.Event()
         # beats: the liveness key stays fresh only while this loop's heartbeat runs
         self.hooks = ConsumerHooks(settings.broker_url, beats=True)
+        if self.hooks.journal is not None or self.hooks.pause_after_store_s > 0:
+            # only then: the writer's per-batch path stays free of it in the lab
+            self.broker.on_stored = self._stored
         # what ended the consumer when a background task failed for good (exit status 1)
         self.failure: BaseException | None = None
         # monotonic time of the first failed take of the current streak
