@@ -154,6 +154,7 @@ class Consumer:
             background = [
                 self._supervised("writer", self.writer.run),
                 self._supervised("heartbeat", self._heartbeat_loop),
+                self._supervised("loop-lag", self.hooks.loop_lag.run),
                 self._supervised("restore", self._restore_loop),
                 self._supervised("cpu-warm", self.cpu.warm, once=True),
                 self._supervised("control", remote.run),

@@ -15,6 +15,9 @@ One object per consumer (a Celery worker of any pool, or the asyncio consumer):
 * the liveness key (:mod:`poollab.hooks.liveness`), refreshed with each sample. A consumer
   with an event loop of its own calls ``heartbeat()`` from that loop, and the key is
   refreshed only while those beats keep coming: a stalled loop is not reported alive.
+* the loop lag (:mod:`poollab.consumer.looplag`): a consumer with an event loop of its own
+  runs ``loop_lag.run()`` on it, and each sample carries the largest lag since the previous
+  one (``loop_lag_s``); for the others it stays None.
 
 Celery's pools attach it through signals (:mod:`poollab.worker.hooks`, loaded by the worker
 app); the asyncio consumer calls it directly. ``poollab up``, compose and the bench all get
@@ -33,6 +36,7 @@ import redis
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from poollab.consumer.looplag import LoopLag
 from poollab.hooks.counters import JobCounts
 from poollab.hooks.journal import RunJournal
 from poollab.hooks.liveness import ALIVE_TTL_S, alive_key, alive_value
@@ -85,6 +89,8 @@ class ConsumerHooks:
         # None until the first beat: a consumer that beats is not alive before its loop runs
         self._beats = beats
         self._last_beat: float | None = None
+        # measures only if the consumer runs it on its loop (an asyncio task)
+        self.loop_lag = LoopLag()
 
     # --- per job: called where the job runs (a prefork child, a thread, a greenlet, a task) ---
 
@@ -130,6 +136,7 @@ class ConsumerHooks:
             counts=self.counts,
             concurrency=concurrency,
             alive=AliveKey(alive_key(node), lambda: value, ALIVE_TTL_S, self._fresh),
+            loop_lag=self.loop_lag.take_max,
             write_samples=sampling,
         ).start()
         if sampling:

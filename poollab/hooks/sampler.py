@@ -76,6 +76,9 @@ class Sample:
     started: int | None = None
     # the consumer's -c: what its memory is divided by for a figure per unit of concurrency
     concurrency: int | None = None
+    # the largest event-loop lag since the previous sample (consumers with a loop of their
+    # own: see poollab.consumer.looplag); None for Celery's pools
+    loop_lag_s: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -128,6 +131,7 @@ class Sampler:
         counts: Counts | None = None,
         concurrency: int | None = None,
         alive: AliveKey | None = None,
+        loop_lag: Callable[[], float | None] | None = None,
         write_samples: bool = True,
         maxlen: int = STREAM_MAXLEN,
     ) -> None:
@@ -141,6 +145,7 @@ class Sampler:
         self.counts = counts
         self.concurrency = concurrency
         self.alive = alive
+        self.loop_lag = loop_lag
         self.write_samples = write_samples
         self.maxlen = maxlen
         self.written = 0
@@ -170,6 +175,7 @@ class Sampler:
         cores = None
         if previous is not None and now > previous.t:
             cores = round(max(usage.cpu_s - previous.cpu_s, 0.0) / (now - previous.t), 4)
+        lag = self.loop_lag() if self.loop_lag is not None else None
         return Sample(
             t=round(now, 4),
             pool=self.pool,
@@ -185,6 +191,7 @@ class Sampler:
             failed=self.counts.failed if self.counts is not None else None,
             started=self.counts.started if self.counts is not None else None,
             concurrency=self.concurrency,
+            loop_lag_s=round(lag, 6) if lag is not None else None,
             seq=seq,
         )
 

@@ -183,3 +183,20 @@ def test_samples_round_trip_through_json() -> None:
     assert Sample.from_json(sample.to_json()) == sample
     assert Sample.from_json(json.dumps({**json.loads(sample.to_json()), "new": 1})) == sample
     assert os.getpid() > 0
+
+
+def test_each_sample_carries_the_loop_lag_read_then() -> None:
+    from poollab.measure.proctree import ProcessTree
+
+    readings = iter([0.25, None])
+    sampler = Sampler("redis://127.0.0.1:1/0", "asyncio", "a@test", loop_lag=lambda: next(readings))
+    tree = ProcessTree(os.getpid())
+    first = sampler.sample_once(tree, None, 0)
+    second = sampler.sample_once(tree, first, 1)
+    assert (first.loop_lag_s, second.loop_lag_s) == (0.25, None)
+    assert Sample.from_json(first.to_json()).loop_lag_s == 0.25
+    # Celery's pools run no monitor: their samples say nothing about a loop
+    assert (
+        Sampler("redis://127.0.0.1:1/0", "solo", "s@test").sample_once(tree, None, 0).loop_lag_s
+        is None
+    )

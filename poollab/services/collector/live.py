@@ -77,6 +77,11 @@ def _sum_known(values: Iterable[float | int | None]) -> float | None:
     return sum(known) if known else None
 
 
+def _max_known(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
+
+
 @dataclass
 class _Node:
     received: float
@@ -197,6 +202,8 @@ class LiveView:
             "rss_per_slot_bytes": _per(rss, concurrency),
             "uss_per_slot_bytes": _per(uss, concurrency),
             "cpu_cores": _rounded(_sum_known(s.cpu_cores for s in samples), 3),
+            # the worst consumer's: one blocked loop is what a pool's jobs wait behind
+            "loop_lag_s": _rounded(_max_known(s.loop_lag_s for s in samples), 4),
             "processes": _sum_known(s.procs for s in samples),
             "sampled_at": max((s.t for s in samples), default=None),
         }

@@ -90,6 +90,13 @@ class CollectorMetrics:
         self.procs = Gauge(
             "poollab_consumer_processes", "Processes in the consumer's tree.", node, registry=r
         )
+        self.loop_lag = Gauge(
+            "poollab_event_loop_lag_seconds",
+            "Largest lateness of the consumer's event loop waking from a 100 ms sleep since "
+            "its previous sample: how long a job blocked the loop (consumers with an event "
+            "loop of their own: the asyncio consumer).",
+            node, registry=r,
+        )  # fmt: skip
         self.sampled_at = Gauge(
             "poollab_consumer_sample_timestamp_seconds", "When the last sample was taken.",
             node, registry=r,
@@ -167,6 +174,8 @@ class CollectorMetrics:
         self.sampled_at.labels(*labels).set(sample.t)
         if sample.cpu_cores is not None:
             self.cpu.labels(*labels).set(sample.cpu_cores)
+        if sample.loop_lag_s is not None:
+            self.loop_lag.labels(*labels).set(sample.loop_lag_s)
         self._count_failures(sample)
 
     def _count_failures(self, sample: Sample) -> None:
@@ -190,7 +199,7 @@ class CollectorMetrics:
         for node in gone:
             state = self.nodes.pop(node)
             gauges = (self.rss, self.uss, self.pss, self.cpu, self.cpu_seconds, self.procs,
-                      self.sampled_at)  # fmt: skip
+                      self.loop_lag, self.sampled_at)  # fmt: skip
             for gauge in gauges:
                 with contextlib.suppress(KeyError):
                     gauge.remove(state.pool, node)

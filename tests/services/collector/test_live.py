@@ -186,3 +186,13 @@ async def test_api_pools_serves_real_samples_and_results(redis_url: str, tmp_pat
         for sampler in samplers:
             sampler.stop()
         broker.close()
+
+
+def test_loop_lag_is_the_worst_consumers_and_unknown_without_a_loop() -> None:
+    clock = Clock()
+    live = LiveView(ALL_POOLS, clock)
+    live.observe_sample(_sample("asyncio", "a@1", loop_lag_s=0.002))
+    live.observe_sample(_sample("asyncio", "a@2", loop_lag_s=0.35))
+    live.observe_sample(_sample("gevent", "g@1"))
+    assert live.pool_figures("asyncio", None)["loop_lag_s"] == 0.35
+    assert live.pool_figures("gevent", None)["loop_lag_s"] is None

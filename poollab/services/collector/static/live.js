@@ -38,6 +38,7 @@ const ROWS = [
   ["uss_per_slot_bytes", "USS per slot", fmt.mib, "min"],
   ["rss_per_slot_bytes", "RSS per slot", fmt.mib],
   ["cpu_cores", "CPU cores", fmt.cores],
+  ["loop_lag_s", "event-loop lag", fmt.ms],
   ["processes", "processes", fmt.int],
   ["nodes", "consumers", fmt.int],
 ];
