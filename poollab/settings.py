@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     # Flower needs task events; they cost one publish per state change
     task_events: bool = True
 
+    # the user's own job modules (comma-separated, importable from the working directory,
+    # PYTHONPATH or an installed package): every public function in them becomes the task
+    # poollab.user.<module>.<function> on every consumer and in the producer (poollab.userjobs)
+    jobs: str = ""
+
     # caps on what one request may ask for: bad input is refused, not queued
     max_count: int = Field(10_000, ge=1)
     max_cpu_n: int = Field(50_000_000, ge=1)

@@ -1,0 +1,171 @@
+"""The user's own jobs: callables from the modules named in ``POOLLAB_JOBS``.
+
+Every consumer (each Celery pool and the asyncio consumer) and the producer import the same
+modules at start-up and register each public function defined in them as the task
+``poollab.user.<module>.<function>``. A request can only name what was registered this way:
+nothing here imports a name that came from a message or a request (the producer looks the
+task up in :func:`registered`, never through :func:`load_spec`).
+
+A job's params are its keyword arguments, JSON in and JSON out: a value JSON cannot encode
+is turned into a ``TypeError`` naming its type (:func:`check_json`), stored as the job's
+failure like any exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from types import ModuleType
+from typing import Any
+
+USER_KIND = "user"
+USER_TASK_PREFIX = "poollab.user."
+
+
+@dataclass(frozen=True)
+class UserJob:
+    """One registered callable."""
+
+    # "mypkg.tasks:resize"
+    spec: str
+    module: str
+    function: str
+    fn: Callable[..., Any]
+    is_async: bool
+
+    @property
+    def task_name(self) -> str:
+        return f"{USER_TASK_PREFIX}{self.module}.{self.function}"
+
+
+class UserJobError(ValueError):
+    """A user job that cannot be registered: bad spec, module not importable, not a callable."""
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """``"a.b:c"`` -> ``("a.b", "c")``."""
+    module, sep, function = spec.strip().partition(":")
+    if not sep or not _dotted(module) or not function.isidentifier():
+        raise UserJobError(
+            f"{spec!r} is not MODULE:FUNCTION (e.g. mypkg.tasks:resize): a dotted module "
+            "name, a colon, a function name"
+        )
+    return module, function
+
+
+def _dotted(name: str) -> bool:
+    return bool(name) and all(part.isidentifier() for part in name.split("."))
+
+
+def _import(module: str) -> ModuleType:
+    if not _dotted(module):
+        raise UserJobError(
+            f"{module!r} is not a module name (dotted identifiers, e.g. mypkg.tasks)"
+        )
+    # user modules live in the directory the command runs from; appended, so that a module
+    # there cannot shadow the standard library or the lab's own packages
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise UserJobError(
+            f"cannot import {module!r}: {exc} (it must be importable from the working "
+            "directory, PYTHONPATH or an installed package)"
+        ) from exc
+    except Exception as exc:
+        raise UserJobError(f"importing {module!r} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _job(module: str, function: str, fn: Any) -> UserJob:
+    if not callable(fn):
+        raise UserJobError(f"{module}:{function} is a {type(fn).__name__}, not a callable")
+    return UserJob(
+        spec=f"{module}:{function}",
+        module=module,
+        function=function,
+        fn=fn,
+        is_async=inspect.iscoroutinefunction(fn),
+    )
+
+
+def load_spec(spec: str) -> UserJob:
+    """Import MODULE and find FUNCTION in it (the cwd is importable)."""
+    module, function = parse_spec(spec)
+    found = getattr(_import(module), function, None)
+    if found is None:
+        raise UserJobError(f"module {module!r} has no {function!r}")
+    return _job(module, function, found)
+
+
+def load_modules(modules: Sequence[str]) -> dict[str, UserJob]:
+    """Every public function each module defines (not imports), by task name."""
+    loaded: dict[str, UserJob] = {}
+    for name in modules:
+        module = _import(name)
+        found = [
+            _job(name, attr, value)
+            for attr, value in vars(module).items()
+            if not attr.startswith("_")
+            and inspect.isfunction(value)
+            and value.__module__ == module.__name__
+        ]
+        if not found:
+            raise UserJobError(
+                f"module {name!r} defines no public function (names starting with _ are skipped)"
+            )
+        loaded.update((job.task_name, job) for job in found)
+    return loaded
+
+
+def modules_from_env(value: str | None = None) -> list[str]:
+    """The modules of ``POOLLAB_JOBS`` (or of ``value``): comma-separated, blanks dropped."""
+    if value is None:
+        from poollab.settings import get_settings
+
+        value = get_settings().jobs
+    return list(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+
+
+@lru_cache(maxsize=1)
+def registered() -> dict[str, UserJob]:
+    """The user jobs of this process: ``POOLLAB_JOBS``'s, loaded once."""
+    return load_modules(modules_from_env())
+
+
+def by_spec(jobs: dict[str, UserJob]) -> dict[str, UserJob]:
+    """The same jobs keyed by MODULE:FUNCTION, as requests name them."""
+    return {job.spec: job for job in jobs.values()}
+
+
+def run_blocking(job: UserJob, params: dict[str, Any]) -> Any:
+    """``fn(**params)``; an ``async def`` runs on an event loop of its own, per job."""
+    if job.is_async:
+        return asyncio.run(job.fn(**params))
+    return job.fn(**params)
+
+
+def check_json(value: Any) -> Any:
+    """``value`` if JSON can encode it; else a TypeError naming the type that it cannot."""
+    try:
+        json.dumps(value, default=_refuse)
+    except TypeError as exc:
+        message = str(exc)
+        if not message.startswith("user job returned"):  # a dict key JSON has no form for
+            message = f"user job returned a value JSON cannot encode: {message}"
+        raise TypeError(message) from None
+    except ValueError as exc:  # a value that holds itself
+        raise TypeError(f"user job returned a value JSON cannot encode: {exc}") from None
+    return value
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"user job returned a {type(value).__name__}, which JSON cannot encode")
