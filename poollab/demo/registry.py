@@ -57,6 +57,16 @@ ENTRIES: tuple[Entry, ...] = (
         "blocking sockets in greenlets, with and without monkey-patching",
     ),
     Entry(
+        "selectors",
+        "poollab.demo.selectors_demo",
+        "slow requests: blocking sockets, threads, a hand-written selector loop, asyncio",
+    ),
+    Entry(
+        "blocked-loop",
+        "poollab.demo.blocked_loop",
+        "a loop's lag while coroutines block it: inline, to_thread, a process pool",
+    ),
+    Entry(
         "free-threading",
         "poollab.demo.free_threading",
         "CPU-bound threads on a free-threaded build (3.13t+)",
