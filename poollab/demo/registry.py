@@ -67,6 +67,11 @@ ENTRIES: tuple[Entry, ...] = (
         "a loop's lag while coroutines block it: inline, to_thread, a process pool",
     ),
     Entry(
+        "anyio",
+        "poollab.demo.anyio_demo",
+        "one AnyIO program on asyncio, uvloop and trio; async file reads",
+    ),
+    Entry(
         "free-threading",
         "poollab.demo.free_threading",
         "CPU-bound threads on a free-threaded build (3.13t+)",
