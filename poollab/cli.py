@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "bench": "poollab.measure.bench.cli",
     "load": "poollab.measure.load",
     "demo": "poollab.demo.cli",
+    "interpreters": "poollab.demo.interpreters_cli",
     "serve": "poollab.services.cli",
     "consume": "poollab.consumer.cli",
     "soak": "poollab.measure.soak",

@@ -1,4 +1,5 @@
-"""`poollab demo NAME... | all [--quick] [--out DIR] [--json]`: run the talk's experiments."""
+"""`poollab demo NAME... | all [--quick] [--out DIR] [--json] [--python PATH]`: run the talk's
+experiments."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import shlex
 from pathlib import Path
 
 from poollab.cli import CliError
-from poollab.demo import registry
+from poollab.demo import interpreters, registry
+from poollab.demo.interpreters import AUTO
 
 DEFAULT_OUT = Path("poollab-demo")
 
@@ -40,6 +42,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("--no-chart", action="store_true", help="do not draw charts")
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
+    parser.add_argument(
+        "--python",
+        default=AUTO,
+        metavar="PATH",
+        help=(
+            "the Python that 'subinterpreters' and 'free-threading' run in (CPython 3.14, a "
+            "free-threaded 3.13t/3.14t); default 'auto': this one if it can, else the CPython 3.14 "
+            "that `poollab interpreters get 3.14` cached, else a python3.14t on PATH"
+        ),
+    )
     parser.set_defaults(func=run)
 
 
@@ -64,12 +76,25 @@ def run(args: argparse.Namespace) -> int:
             print(f"{entry.name:<22} {entry.summary}")
         return 0
     names = resolve(list(args.names))
+    check_python(args.python)
     # imported here, so `--help`, `--list` and typos answer without loading rich or matplotlib
     from poollab.demo.report import Report
 
     report = Report(json_output=args.json, command=command_line(args))
-    results = report.run(names, quick=args.quick, out_dir=args.out, charts=not args.no_chart)
+    results = report.run(
+        names, quick=args.quick, out_dir=args.out, charts=not args.no_chart, python=args.python
+    )
     return report.exit_code(results)
+
+
+def check_python(given: str) -> None:
+    """Refuse a --python that is no interpreter before any experiment runs."""
+    if given == AUTO:
+        return
+    try:
+        interpreters.from_path(given)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -79,4 +104,5 @@ def command_line(args: argparse.Namespace) -> str:
     words += ["--out", str(args.out)] if args.out != DEFAULT_OUT else []
     words += ["--json"] if args.json else []
     words += ["--no-chart"] if args.no_chart else []
+    words += ["--python", args.python] if getattr(args, "python", AUTO) != AUTO else []
     return shlex.join(words)

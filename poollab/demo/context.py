@@ -34,6 +34,8 @@ class DemoContext:
     out_dir: Path
     progress: ProgressSink = field(default_factory=NullProgress)
     charts: bool = True
+    # the Python the interpreter-dependent experiments run in: a path, or "auto" to find one
+    python: str = "auto"
 
     def pick(self, quick: T, full: T) -> T:
         return quick if self.quick else full

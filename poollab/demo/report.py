@@ -23,7 +23,9 @@ class Report:
         self.stdout = Console()
         self.stderr = Console(stderr=True)
 
-    def run(self, names: list[str], quick: bool, out_dir: Path, charts: bool) -> list[DemoResult]:
+    def run(
+        self, names: list[str], quick: bool, out_dir: Path, charts: bool, python: str = "auto"
+    ) -> list[DemoResult]:
         described = machine.describe()
         if not self.json_output:
             self.stdout.print(
@@ -33,7 +35,9 @@ class Report:
                 + "\n"
             )
         with Bars(self.stderr) as progress:
-            ctx = DemoContext(quick=quick, out_dir=out_dir, progress=progress, charts=charts)
+            ctx = DemoContext(
+                quick=quick, out_dir=out_dir, progress=progress, charts=charts, python=python
+            )
             results = run_many(names, ctx, on_result=None if self.json_output else self._show)
         if self.json_output:
             document = self.document(described, results)

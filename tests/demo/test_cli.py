@@ -10,7 +10,7 @@ import pytest
 
 from poollab.cli import CliError, main
 from poollab.demo import registry
-from poollab.demo.cli import command_line, resolve
+from poollab.demo.cli import DEFAULT_OUT, command_line, resolve
 
 # the installed console script, as a user types it; `-m` where it is not installed beside python
 _SCRIPT = Path(sys.executable).with_name("poollab")
@@ -79,3 +79,15 @@ def test_nope_through_the_real_command() -> None:
     assert done.returncode != 0
     assert "unknown experiment 'nope'" in done.stderr
     assert not done.stdout
+
+
+def test_a_python_that_is_no_interpreter_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "subinterpreters", "--python", "/no/such/python3.14"]) == 2
+    assert "--python /no/such/python3.14: no such file" in capsys.readouterr().err
+
+
+def test_command_line_keeps_a_given_python() -> None:
+    args = argparse.Namespace(
+        names=["all"], quick=True, out=DEFAULT_OUT, json=False, no_chart=False, python="/p/py"
+    )
+    assert command_line(args) == "poollab demo all --quick --python /p/py"

@@ -1,89 +1,73 @@
 from __future__ import annotations
 
-import itertools
-import types
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from poollab.demo import subinterpreters
+from poollab.demo import interpreters, scaling, subinterpreters
 from poollab.demo.context import DemoContext
 from poollab.demo.result import DemoResult, Verdict
-from poollab.demo.runtime import interpreters_module
 
-from .conftest import assert_structure
+from .conftest import assert_structure, assert_verdict_follows, num, rows_by
 
 
-def test_runs_or_says_what_it_needs(quick_result: Callable[[str], DemoResult]) -> None:
+def _cached_or_skip() -> interpreters.Interpreter:
+    cached = interpreters.cached_314()
+    if cached is None:
+        pytest.skip(
+            f"no CPython 3.14 cached in {interpreters.forky_root()}: "
+            "`poollab interpreters get 3.14` builds it (root, debootstrap, about 30 s)"
+        )
+    return cached
+
+
+def test_runs_in_314_or_says_what_is_missing(quick_result: Callable[[str], DemoResult]) -> None:
     result = quick_result("subinterpreters")
     assert_structure(result, "subinterpreters")
-    if interpreters_module() is None:
+    if sys.version_info < (3, 14) and interpreters.cached_314() is None:
         assert result.verdict is Verdict.SKIPPED
-        assert "3.13" in str(result.rows[0]["status"])
+        status = str(result.rows[0]["status"])
+        assert "`poollab interpreters get 3.14`" in status and "--python PATH" in status
+        return
+    assert str(result.summary["python"]).startswith("CPython 3.14")
 
 
-def _private_module() -> types.ModuleType:
-    """Stands in for 3.13's ``_interpreters``: ids, exec(id, code) -> None, destroy(id)."""
-    module = types.ModuleType("_interpreters")
-    ids = itertools.count(1)
-    live: set[int] = set()
-
-    def create() -> int:
-        handle = next(ids)
-        live.add(handle)
-        return handle
-
-    def exec_(handle: int, code: str) -> None:
-        assert handle in live
-        exec(code, {})
-
-    module.create = create  # type: ignore[attr-defined]
-    module.exec = exec_  # type: ignore[attr-defined]
-    module.destroy = live.remove  # type: ignore[attr-defined]
-    module.live = live  # type: ignore[attr-defined]
-    return module
-
-
-class _Interpreter:
-    def __init__(self) -> None:
-        self.closed = False
-        self.ran: list[str] = []
-
-    def exec(self, code: str) -> None:
-        self.ran.append(code)
-
-    def close(self) -> None:
-        self.closed = True
-
-
-def test_adapter_speaks_the_public_api() -> None:
-    module = types.ModuleType("concurrent.interpreters")
-    module.create = _Interpreter  # type: ignore[attr-defined]
-    adapter = subinterpreters._Interpreters(module)
-    handle = adapter.create()
-    adapter.exec(handle, "x = 1")
-    adapter.close(handle)
-    assert isinstance(handle, _Interpreter) and handle.ran == ["x = 1"] and handle.closed
-
-
-def test_code_sent_to_interpreters_compiles_and_runs() -> None:
-    namespace: dict[str, object] = {}
-    exec(subinterpreters._code(calls=2, size=10), namespace)
-    assert "spin" in namespace
-
-
-def test_measuring_path_with_the_private_api(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def test_the_cached_314_measures_interpreters_against_threads_and_processes(
+    quick_result: Callable[[str], DemoResult],
 ) -> None:
-    fake = _private_module()
-    monkeypatch.setattr(subinterpreters, "subinterpreters_missing", lambda: None)
-    monkeypatch.setattr(subinterpreters, "interpreters_module", lambda: fake)
-    monkeypatch.setattr(subinterpreters.scaling, "spin_size", lambda ctx, full_serial_s: 2_000)
-    result = subinterpreters.run(DemoContext(quick=True, out_dir=tmp_path))
-    kinds = {(row["kind"], row["workers"]) for row in result.rows}
-    assert kinds == {(k, w) for k in ("subinterpreters", "threads") for w in (1, 2, 4)}
-    # judged by the rule (not by the runner, which alone can call a result inconclusive)
-    assert result.verdict in (Verdict.HELD, Verdict.NOT_HELD)
-    assert "interpreters" in result.reason and "faster than 1" in result.reason
-    assert not fake.live, "every interpreter created must be destroyed"  # type: ignore[attr-defined]
+    cached = _cached_or_skip()
+    result = quick_result("subinterpreters")
+    if sys.version_info < (3, 14):
+        assert result.summary["run_as"] == cached.label()
+    rows = rows_by(result, "kind")
+    assert set(rows) == {("serial",), ("threads",), ("interpreters",), ("processes",)}
+    _, usable = scaling.usable_workers()
+    assert all(num(rows[(k,)], "workers") == usable for k in ("threads", "interpreters"))
+    # threads of one interpreter share its GIL: never near the cores, whatever the load
+    assert num(rows[("threads",)], "cores_used") < 1.5
+    gained = num(rows[("interpreters",)], "speedup")
+    assert result.summary[f"interpreters_speedup_{usable}"] == gained
+    rule = Verdict.HELD if gained >= scaling.needed_speedup(usable) else Verdict.NOT_HELD
+    assert_verdict_follows(result, rule)
+
+
+def test_a_given_python_without_interpreter_pools_is_named(tmp_path: Path) -> None:
+    if sys.version_info >= (3, 14):
+        pytest.skip("this interpreter has InterpreterPoolExecutor")
+    ctx = DemoContext(quick=True, out_dir=tmp_path, python=sys.executable)
+    result = subinterpreters.run(ctx)
+    assert result.verdict is Verdict.SKIPPED
+    status = str(result.rows[0]["status"])
+    assert sys.executable in status and "given with --python" in status
+    assert "without concurrent.futures.InterpreterPoolExecutor" in status
+
+
+def test_the_cached_314_given_by_path_runs_chrooted(tmp_path: Path) -> None:
+    cached = _cached_or_skip()
+    ctx = DemoContext(quick=True, out_dir=tmp_path, python=str(cached.path), charts=False)
+    result = subinterpreters.run(ctx)
+    assert result.summary["chosen"] == "given with --python"
+    assert result.summary["run_as"] == cached.label()
+    assert [row["kind"] for row in result.rows] == subinterpreters.KINDS
