@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     # PYTHONPATH or an installed package): every public function in them becomes the task
     # poollab.user.<module>.<function> on every consumer and in the producer (poollab.userjobs)
     jobs: str = ""
+    # > 0: a prefork child whose resident memory passed this many KiB after a job is
+    # replaced by a new one (Celery's worker_max_memory_per_child; prefork only): a job that
+    # leaks cannot grow a worker without bound. 0: never.
+    max_memory_per_child_kb: int = Field(0, ge=0)
 
     # caps on what one request may ask for: bad input is refused, not queued
     max_count: int = Field(10_000, ge=1)

@@ -25,6 +25,8 @@ from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
+from poollab import jobs
+
 USER_KIND = "user"
 USER_TASK_PREFIX = "poollab.user."
 
@@ -146,11 +148,72 @@ def by_spec(jobs: dict[str, UserJob]) -> dict[str, UserJob]:
     return {job.spec: job for job in jobs.values()}
 
 
+# native threads a gevent worker may run async user jobs in at once (gevent's default: 10)
+GEVENT_ASYNC_THREADS = 100
+
+
 def run_blocking(job: UserJob, params: dict[str, Any]) -> Any:
-    """``fn(**params)``; an ``async def`` runs on an event loop of its own, per job."""
-    if job.is_async:
-        return asyncio.run(job.fn(**params))
-    return job.fn(**params)
+    """``fn(**params)``; an ``async def`` runs with ``asyncio.run``: an event loop per job.
+
+    Under gevent, each ``asyncio.run`` goes to a native thread of gevent's hub threadpool,
+    the greenlet waiting for it cooperatively: asyncio keeps its running loop per OS thread,
+    and every greenlet shares one, so a second greenlet's ``asyncio.run`` while the first's
+    loop waits would fail with "cannot be called from a running event loop".
+    """
+    if not job.is_async:
+        return job.fn(**params)
+    if _gevent_patched():
+        import gevent
+
+        threadpool = gevent.get_hub().threadpool
+        threadpool.maxsize = max(threadpool.maxsize, GEVENT_ASYNC_THREADS)
+        return threadpool.apply(asyncio.run, (job.fn(**params),))
+    return asyncio.run(job.fn(**params))
+
+
+def _gevent_patched() -> bool:
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("threading"))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A user job's value and the RSS (KiB) of the process that ran it, before and after."""
+
+    value: Any
+    rss_before_kb: int | None
+    rss_after_kb: int | None
+
+
+_PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def rss_kb() -> int | None:
+    """This process's resident set now (one read of /proc/self/statm: a few microseconds)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_KB
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def measured_call(job: UserJob, params: dict[str, Any]) -> Outcome:
+    """:func:`run_blocking` and :func:`check_json`, with the RSS around them.
+
+    Module-level and returning plain data, so that the asyncio consumer's process executor
+    can run it in a child: the RSS is then the child's, the process that ran the job.
+    """
+    before = rss_kb()
+    value = check_json(run_blocking(job, params))
+    return Outcome(value, before, rss_kb())
+
+
+def envelope(outcome: Outcome, pool: str, sent: float | None, started: float) -> dict[str, Any]:
+    """:func:`poollab.jobs.envelope` plus ``rss_kb``: a job that leaks shows it there (in a
+    pool that runs jobs side by side, other jobs' memory moves it too)."""
+    result = jobs.envelope(outcome.value, pool, sent, started)
+    result["rss_kb"] = {"before": outcome.rss_before_kb, "after": outcome.rss_after_kb}
+    return result
 
 
 def check_json(value: Any) -> Any:

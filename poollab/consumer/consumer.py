@@ -39,7 +39,7 @@ from celery.exceptions import (
 )
 from redis.exceptions import RedisError
 
-from poollab import jobs
+from poollab import jobs, userjobs
 from poollab.backoff import Backoff, sleep_or_stop
 from poollab.consumer import layout, protocol
 from poollab.consumer.broker import Broker, Completion, Taken, make_client
@@ -113,6 +113,16 @@ class Consumer:
         self.http = HttpClient(config.concurrency)
         self.cpu = CpuRunner(config.cpu_executor, config.cpu_workers)
         self.context = job_context(settings.upstream_url, self.http, self.cpu)
+        # POOLLAB_JOBS: plain callables run in the CPU executor (--cpu-executor), async ones
+        # on the loop; the time limits of the kind "user" apply when a message sets none
+        self.user_jobs = userjobs.registered()
+        soft, hard = settings.time_limits(userjobs.USER_KIND)
+        self._user_limits = (soft or None, hard)
+        # where each runs, kept with the consumer's info (its liveness key) for reports
+        info["user_jobs"] = {
+            name: "event loop" if job.is_async else f"{config.cpu_executor} executor"
+            for name, job in self.user_jobs.items()
+        }
         self.ready = asyncio.Event()
         # beats: the liveness key stays fresh only while this loop's heartbeat runs
         self.hooks = ConsumerHooks(settings.broker_url, beats=True)
@@ -164,6 +174,8 @@ class Consumer:
                 self.config.nodename, self.config.queue, self.config.concurrency,
                 self.config.loop, self.config.cpu_executor,
             )  # fmt: skip
+            if self.user_jobs:
+                log.info("user jobs (where they run): %s", self._info["user_jobs"])
             self.ready.set()
             await self._fetch_loop()
             await self._drain_jobs()
@@ -286,7 +298,9 @@ class Consumer:
     async def _run_job(self, job: _Job) -> None:
         try:
             message = protocol.parse(job.taken.raw)
-            kind = jobs.TASK_NAMES.get(message.task)
+            kind: jobs.JobKind | userjobs.UserJob | None = jobs.TASK_NAMES.get(
+                message.task
+            ) or self.user_jobs.get(message.task)
             if kind is None:
                 raise protocol.Rejected(
                     f"unregistered task {message.task!r}",
@@ -333,7 +347,10 @@ class Consumer:
         started = time.time()
         try:
             value = await self._execute(kind, message)
-            result = jobs.envelope(value, POOL, message.sent, started)
+            if isinstance(value, userjobs.Outcome):
+                result = userjobs.envelope(value, POOL, message.sent, started)
+            else:
+                result = jobs.envelope(value, POOL, message.sent, started)
         except Exception as exc:
             tb = traceback.format_exc()
             log.info("task %s[%s] failed: %r", message.task, message.task_id, exc)
@@ -352,24 +369,42 @@ class Consumer:
             runtime=time.time() - started,
         )
 
-    async def _execute(self, kind: jobs.JobKind, message: protocol.TaskMessage) -> Any:
+    async def _execute(
+        self, kind: jobs.JobKind | userjobs.UserJob, message: protocol.TaskMessage
+    ) -> Any:
         if message.args:
             raise TypeError(
                 f"{message.task} takes keyword arguments only, got {len(message.args)} positional"
             )
-        params = kind.validate(message.kwargs)
-        limit = message.time_limit or message.soft_time_limit
+        soft, hard = message.soft_time_limit, message.time_limit
+        job: Awaitable[Any]
+        if isinstance(kind, userjobs.UserJob):
+            if soft is None and hard is None:
+                soft, hard = self._user_limits
+            job = self._run_user(kind, message.kwargs)
+        else:
+            job = kind.run_async(self.context, kind.validate(message.kwargs))
+        limit = hard or soft
         if limit is None:
-            return await kind.run_async(self.context, params)
+            return await job
         try:
             async with asyncio.timeout(limit) as deadline:
-                return await kind.run_async(self.context, params)
+                return await job
         except TimeoutError:
             if not deadline.expired():
                 raise
-            if message.time_limit is None:
+            if hard is None:
                 raise SoftTimeLimitExceeded(limit) from None
             raise TimeLimitExceeded(limit) from None
+
+    async def _run_user(self, job: userjobs.UserJob, kwargs: dict[str, Any]) -> userjobs.Outcome:
+        if not job.is_async:
+            # past its time limit the job's result is a failure, but a thread or process of
+            # the executor cannot be interrupted: it stays busy until the callable returns
+            return await self.cpu.run(userjobs.measured_call, job, kwargs)
+        before = userjobs.rss_kb()
+        value = userjobs.check_json(await job.fn(**kwargs))
+        return userjobs.Outcome(value, before, userjobs.rss_kb())
 
     def _received(self, message: protocol.TaskMessage) -> None:
         headers = message.headers

@@ -8,15 +8,22 @@ pool would stall the loop's own bookkeeping as much as running them inline. ``th
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
 
 import aiohttp
 
 from poollab import jobs
 from poollab.consumer.config import CpuExecutorKind
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 def _ready() -> int:
@@ -29,14 +36,17 @@ class CpuRunner:
     def __init__(self, kind: CpuExecutorKind, workers: int | None = None) -> None:
         self.kind = kind
         self.workers = workers or os.cpu_count() or 1
-        self._executor: Executor | None = None
-        if kind == "process":
+        self._executor: Executor | None = self._new_executor()
+
+    def _new_executor(self) -> Executor | None:
+        if self.kind == "process":
             # forkserver: children never inherit the loop, its sockets or its threads
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["poollab.jobs"])
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=context)
-        elif kind == "thread":
-            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="cpu")
+            return ProcessPoolExecutor(self.workers, mp_context=context)
+        if self.kind == "thread":
+            return ThreadPoolExecutor(self.workers, thread_name_prefix="cpu")
+        return None
 
     async def warm(self) -> None:
         """Start the pool's workers now, so the first CPU job does not pay for it."""
@@ -51,6 +61,27 @@ class CpuRunner:
         if self._executor is None:
             return fn(n)
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, n)
+
+    async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """``fn(*args)`` where CPU work runs (a user's plain callable, any arguments).
+
+        A child process that died (killed for its memory, ``os._exit``) breaks the whole
+        process pool: its job fails with BrokenProcessPool and the pool is replaced, so the
+        next jobs run.
+        """
+        executor = self._executor
+        if executor is None:
+            return fn(*args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                executor, functools.partial(fn, *args)
+            )
+        except BrokenProcessPool:
+            if self._executor is executor:
+                log.error("a process of the cpu executor died: starting a new pool")
+                executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = self._new_executor()
+            raise
 
     def shutdown(self) -> None:
         """Stop without waiting: work still running is abandoned (its message was restored)."""

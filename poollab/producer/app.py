@@ -3,11 +3,14 @@
 Publishing and reading results are blocking Celery calls, so they run in a thread pool
 owned by the app; a broker that is down answers 503 with ``Retry-After``. With
 ``POOLLAB_API_TOKEN`` set, every request but ``/healthz`` needs that bearer token.
+The user jobs a request may name (kind ``user``) are the ones of ``POOLLAB_JOBS``, imported
+once when the app is created.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,6 +21,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from celery import Celery
 
+from poollab import userjobs
 from poollab.celery_config import make_client
 from poollab.producer import openapi
 from poollab.producer.publish import (
@@ -35,6 +39,8 @@ from poollab.settings import Settings, get_settings
 SETTINGS_KEY = web.AppKey("settings", Settings)
 CELERY_KEY = web.AppKey("celery", Celery)
 EXECUTOR_KEY = web.AppKey("executor", ThreadPoolExecutor)
+# the registered user jobs, by MODULE:FUNCTION
+USER_JOBS_KEY = web.AppKey("user_jobs", dict[str, userjobs.UserJob])
 
 RETRY_AFTER_S = 2
 _T = TypeVar("_T")
@@ -86,13 +92,13 @@ async def post_jobs(request: web.Request) -> web.Response:
             400, "body is not JSON", [FieldError(field="body", message="expected a JSON object")]
         )
     try:
-        job, params = parse_request(payload, settings)
+        job, params = parse_request(payload, settings, request.app[USER_JOBS_KEY])
     except RequestInvalid as exc:
         return error_response(422, "invalid job request", exc.errors)
     try:
         ids = await _blocking(
             request,
-            publish,
+            functools.partial(publish, task=job.task_name),
             request.app[CELERY_KEY],
             job.pool,
             job.kind,
@@ -206,6 +212,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
         middlewares.insert(0, bearer_auth(token))
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[SETTINGS_KEY] = settings
+    # a module of POOLLAB_JOBS that cannot be imported stops the producer here, with the reason
+    app[USER_JOBS_KEY] = userjobs.by_spec(userjobs.registered())
 
     async def celery_client(app: web.Application) -> AsyncIterator[None]:
         app[CELERY_KEY] = make_client("poollab-producer", settings)

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from poollab import userjobs
 from poollab.celery_config import make_client
 from poollab.cli import CliError
 from poollab.jobs import KINDS
@@ -32,7 +33,13 @@ def add_parser(subparsers: Any) -> None:
         description="Publish COUNT jobs of one kind to one pool's queue, by task name.",
     )
     parser.add_argument("--pool", required=True, choices=ALL_POOLS)
-    parser.add_argument("--kind", required=True, choices=KINDS)
+    parser.add_argument("--kind", required=True, choices=(*KINDS, userjobs.USER_KIND))
+    parser.add_argument(
+        "--task", help="user: MODULE:FUNCTION of a job registered from POOLLAB_JOBS"
+    )
+    parser.add_argument(
+        "--params", help="user: the keyword arguments, a JSON object (e.g. '{\"size\": 10}')"
+    )
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--x", help="noop: the value to return (JSON or a string)")
     parser.add_argument("--ms", type=int, help="sleep, io, mixed: milliseconds")
@@ -47,6 +54,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
+    if args.kind == userjobs.USER_KIND:
+        return _user_params(args.params)
     params: dict[str, Any] = {}
     for name in _PARAM_FLAGS:
         value = getattr(args, name)
@@ -59,14 +68,31 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
+def _user_params(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if text is not None else {}
+    except json.JSONDecodeError as exc:
+        raise CliError(f"--params: not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise CliError(f"--params: must be a JSON object, got {type(value).__name__}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         settings = lab_client_settings()
     except NoBrokerError as exc:
         raise CliError(str(exc)) from None
     payload = {"pool": args.pool, "kind": args.kind, "params": _params(args), "count": args.count}
+    user_jobs: dict[str, userjobs.UserJob] = {}
+    if args.kind == userjobs.USER_KIND:
+        payload["task"] = args.task
+        try:
+            user_jobs = userjobs.by_spec(userjobs.registered())
+        except userjobs.UserJobError as exc:
+            raise CliError(f"POOLLAB_JOBS: {exc}") from None
     try:
-        request, params = parse_request(payload, settings)
+        request, params = parse_request(payload, settings, user_jobs)
     except RequestInvalid as exc:
         flags = ", ".join(
             f"--{e.field.removeprefix('params.').replace('_', '-')}: {e.message}"
@@ -77,7 +103,13 @@ def run(args: argparse.Namespace) -> int:
     started = time.time()
     try:
         ids = publish(
-            app, request.pool, request.kind, params, request.count, settings.publish_waitaof_ms
+            app,
+            request.pool,
+            request.kind,
+            params,
+            request.count,
+            settings.publish_waitaof_ms,
+            task=request.task_name,
         )
     except BrokerUnavailable as exc:
         raise CliError(f"{exc} (published {len(exc.published)} of {request.count})") from None

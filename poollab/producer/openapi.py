@@ -35,6 +35,11 @@ def document(settings: Settings) -> dict[str, Any]:
             f"{name}: {', '.join(kind.params.model_fields) or '-'}"
             for name, kind in jobs.CATALOGUE.items()
         )
+        + "; user: the registered callable's keyword arguments (a JSON object)"
+    )
+    request_schema["properties"]["task"]["description"] = (
+        "kind user only: MODULE:FUNCTION of a job registered from POOLLAB_JOBS "
+        "(anything else is refused with 422, never imported)"
     )
     schemas: dict[str, Any] = {
         "JobRequest": request_schema,

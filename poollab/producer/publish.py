@@ -2,15 +2,18 @@
 
 The producer never imports worker code: it publishes ``poollab.<kind>`` by name, in the
 message ``send_task`` would write (:func:`publish`), and stamps the time of publishing into
-the message's headers.
+the message's headers. A user job (kind ``user``) is published as its task
+``poollab.user.<module>.<function>`` only if its ``task`` is one the producer registered
+itself from ``POOLLAB_JOBS`` at start-up: a name in a request is looked up, never imported.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 from urllib.parse import urlparse
 
@@ -24,14 +27,14 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 from redis.retry import Retry
 
-from poollab import jobs
+from poollab import jobs, userjobs
 from poollab.consumer import layout, protocol
 from poollab.measure.collect import collect
 from poollab.settings import ALL_POOLS, Settings
 
-Kind = Literal["noop", "sleep", "cpu", "io", "mixed"]
+Kind = Literal["noop", "sleep", "cpu", "io", "mixed", "user"]
 Pool = Literal["prefork", "threads", "gevent", "solo", "asyncio"]
-assert set(Kind.__args__) == set(jobs.KINDS)  # type: ignore[attr-defined]
+assert set(Kind.__args__) == {*jobs.KINDS, userjobs.USER_KIND}  # type: ignore[attr-defined]
 assert set(Pool.__args__) == set(ALL_POOLS)  # type: ignore[attr-defined]
 
 
@@ -44,8 +47,18 @@ class JobRequest(BaseModel):
 
     pool: Pool
     kind: Kind
+    # kind "user": MODULE:FUNCTION of a job registered from POOLLAB_JOBS
+    task: str | None = Field(None, max_length=500)
     params: dict[str, Any] = Field(default_factory=dict)
     count: int = Field(1, ge=1)
+
+    @property
+    def task_name(self) -> str | None:
+        """A user job's task name, for :func:`publish`'s ``task``; None for the other kinds."""
+        if self.kind != userjobs.USER_KIND or self.task is None:
+            return None
+        module, function = userjobs.parse_spec(self.task)
+        return f"{userjobs.USER_TASK_PREFIX}{module}.{function}"
 
 
 class FieldError(BaseModel):
@@ -77,12 +90,15 @@ def _field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
     ]
 
 
-def parse_request(payload: Any, settings: Settings) -> tuple[JobRequest, dict[str, Any]]:
+def parse_request(
+    payload: Any, settings: Settings, user_jobs: Mapping[str, userjobs.UserJob] | None = None
+) -> tuple[JobRequest, dict[str, Any]]:
     """Check everything before anything is published; return the request and clean params.
 
     Every bad field is reported at once, in this order: the request's own fields, ``count``
     against its cap, then the kind's params, which are checked whenever the kind is known,
     even when another field is wrong. Numbers are strict: ``true`` and ``"3"`` are not ints.
+    ``user_jobs``: the registered user jobs by MODULE:FUNCTION (none if not given).
     """
     errors: list[FieldError] = []
     request: JobRequest | None = None
@@ -96,12 +112,56 @@ def parse_request(payload: Any, settings: Settings) -> tuple[JobRequest, dict[st
         errors.append(FieldError(field="count", message=f"at most {settings.max_count}"))
     kind = request.kind if request else raw.get("kind")
     raw_params = request.params if request else raw.get("params", {})
+    task = request.task if request else raw.get("task")
+    if kind == userjobs.USER_KIND:
+        user = _check_user(task, raw_params, user_jobs or {}, errors)
+        if errors or request is None or user is None:
+            raise RequestInvalid(errors)
+        return request, dict(request.params)
+    if task is not None:
+        errors.append(FieldError(field="task", message="only for kind user"))
     params: BaseModel | None = None
     if isinstance(kind, str) and kind in jobs.CATALOGUE and isinstance(raw_params, dict):
         params = _check_params(jobs.CATALOGUE[kind].params, raw_params, settings, errors)
     if errors or request is None or params is None:
         raise RequestInvalid(errors)
     return request, params.model_dump(exclude_defaults=True)
+
+
+def _check_user(
+    task: Any,
+    raw_params: Any,
+    user_jobs: Mapping[str, userjobs.UserJob],
+    errors: list[FieldError],
+) -> userjobs.UserJob | None:
+    """The registered job ``task`` names, or None with what is wrong added to ``errors``.
+
+    Only looked up in ``user_jobs``: an unknown name is refused, never imported.
+    """
+    if task is None:
+        errors.append(FieldError(field="task", message="required for kind user: MODULE:FUNCTION"))
+        return None
+    job = user_jobs.get(task) if isinstance(task, str) else None
+    if job is None:
+        if isinstance(task, str):
+            known = ", ".join(sorted(user_jobs)[:20]) or "none (POOLLAB_JOBS is empty)"
+            errors.append(
+                FieldError(field="task", message=f"not a registered job; registered: {known}")
+            )
+        return None
+    if not isinstance(raw_params, dict):
+        return None
+    try:
+        signature: inspect.Signature | None = inspect.signature(job.fn)
+    except (TypeError, ValueError):  # some callables have none: the consumer will tell
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(**raw_params)
+        except TypeError as exc:
+            errors.append(FieldError(field="params", message=f"{job.spec}{signature}: {exc}"))
+            return None
+    return job
 
 
 def _check_params(
@@ -243,8 +303,12 @@ def publish(
     remember: bool = True,
     priority: int | None = None,
     batch: int = BATCH,
+    task: str | None = None,
 ) -> list[str]:
     """Publish ``count`` jobs; a broker failure raises BrokerUnavailable.
+
+    ``task``: the task name, for a kind outside the catalogue (a user job's
+    ``poollab.user.<module>.<function>``); default the catalogue kind's.
 
     Each message is laid out as ``send_task`` lays it out
     (:class:`poollab.consumer.protocol.MessageTemplate`) and LPUSHed to the list kombu's
@@ -263,10 +327,11 @@ def publish(
     client = broker_client(app)
     if client is None:
         return publish_with_send_task(
-            app, pool, kind, params, count, confirm_ms, remember=remember, priority=priority
-        )
+            app, pool, kind, params, count, confirm_ms, remember=remember, priority=priority,
+            task=task,
+        )  # fmt: skip
     template = protocol.MessageTemplate(
-        jobs.CATALOGUE[kind].task_name,
+        task or jobs.CATALOGUE[kind].task_name,
         params,
         queue=pool,
         priority=priority or 0,
@@ -312,13 +377,14 @@ def publish_with_send_task(
     *,
     remember: bool = True,
     priority: int | None = None,
+    task: str | None = None,
 ) -> list[str]:
     """:func:`publish` by Celery's own ``send_task``, one job at a time on one connection.
 
     What the lab did before :func:`publish` wrote messages itself: kept for a broker that
     is not Redis, and as the yardstick of ``python -m poollab.measure.publisher``.
     """
-    task_name = jobs.CATALOGUE[kind].task_name
+    task_name = task or jobs.CATALOGUE[kind].task_name
     ids = [str(uuid.uuid4()) for _ in range(count)]
     if remember:
         remember_issued(app, ids)

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 from poollab.celery_config import make_celery
+from poollab.settings import get_settings
 
 app = make_celery("poollab")
 app.conf.include = ["poollab.worker.hooks", "poollab.worker.tasks"]
+# only the workers replace a prefork child that grew too big (a leaking job): clients have none
+app.conf.worker_max_memory_per_child = get_settings().max_memory_per_child_kb or None

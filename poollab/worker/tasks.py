@@ -1,8 +1,14 @@
-"""The job catalogue as Celery tasks named ``poollab.<kind>``.
+"""The job catalogue as Celery tasks named ``poollab.<kind>``, and the user's own jobs.
 
 Each task validates its keyword arguments, runs the blocking variant of its job and
 returns :func:`poollab.jobs.envelope`: the value plus the timings, pool, host and pid.
 Time limits and retries come from the settings, per kind (see docs/faults.md).
+
+The user's jobs (``POOLLAB_JOBS``, :mod:`poollab.userjobs`) are tasks named
+``poollab.user.<module>.<function>`` with the time limits of the kind ``user``; an
+``async def`` one runs with ``asyncio.run`` per job, in whichever pool runs it. Their
+envelope also carries the RSS of the process that ran the job, before and after it, so that a
+job that leaks shows it.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from celery import Task
 from celery.exceptions import InvalidTaskError
 from celery.worker.request import Request
 
-from poollab import jobs
+from poollab import jobs, userjobs
 from poollab.settings import Settings, get_settings
 from poollab.worker import hooks
 from poollab.worker.app import app
@@ -49,17 +55,17 @@ class CheckedRequest(Request):  # type: ignore[misc]
             raise InvalidTaskError(f"malformed task message: {exc!r}") from exc
 
 
-def _task_options(kind: jobs.JobKind, settings: Settings) -> dict[str, Any]:
-    soft, hard = settings.time_limits(kind.name)
+def _task_options(kind: str, task_name: str, settings: Settings) -> dict[str, Any]:
+    soft, hard = settings.time_limits(kind)
     options: dict[str, Any] = {
-        "name": kind.task_name,
+        "name": task_name,
         "bind": True,
         "Request": CheckedRequest,
         # 0 turns the soft limit off: the job is stopped at the hard one only
         "soft_time_limit": soft or None,
         "time_limit": hard,
     }
-    if kind.name in settings.retried_kinds():
+    if kind in settings.retried_kinds():
         options.update(
             autoretry_for=RETRY_ON,
             max_retries=settings.max_retries,
@@ -78,10 +84,11 @@ def _check_settings(settings: Settings) -> None:
         | set(settings.soft_time_limit_s_by_kind)
         | set(settings.time_limit_s_by_kind)
     )
-    unknown = sorted(named - set(jobs.KINDS))
+    kinds = (*jobs.KINDS, userjobs.USER_KIND)
+    unknown = sorted(named - set(kinds))
     if unknown:
         raise ValueError(f"unknown job kinds in the settings: {', '.join(unknown)}")
-    for kind in jobs.KINDS:
+    for kind in kinds:
         soft, hard = settings.time_limits(kind)
         # Celery's prefork pool arms the hard limit only once the soft one has fired: a soft
         # limit at or above the hard one would silently move the kill to the soft limit
@@ -92,7 +99,7 @@ def _check_settings(settings: Settings) -> None:
             )
         if hard <= 0 or soft < 0:
             raise ValueError(f"{kind}: time limits must be positive (soft: 0 for none)")
-    longest = max(settings.time_limits(kind)[1] for kind in jobs.KINDS)
+    longest = max(settings.time_limits(kind)[1] for kind in kinds)
     if longest >= settings.visibility_timeout:
         log.warning(
             "a job may run %.0f s, longer than the visibility timeout (%d s): a job still "
@@ -103,7 +110,7 @@ def _check_settings(settings: Settings) -> None:
 
 
 def _register(kind: jobs.JobKind, settings: Settings) -> Task:
-    @app.task(**_task_options(kind, settings))  # type: ignore[untyped-decorator]
+    @app.task(**_task_options(kind.name, kind.task_name, settings))  # type: ignore[untyped-decorator]
     def run_job(self: Task, **kwargs: Any) -> dict[str, Any]:
         started = time.time()
         sent = getattr(self.request, jobs.SENT_HEADER, None)
@@ -114,7 +121,27 @@ def _register(kind: jobs.JobKind, settings: Settings) -> Task:
     return run_job
 
 
+def _register_user(job: userjobs.UserJob, settings: Settings) -> Task:
+    options = _task_options(userjobs.USER_KIND, job.task_name, settings)
+
+    @app.task(**options)  # type: ignore[untyped-decorator]
+    def run_user_job(self: Task, **kwargs: Any) -> dict[str, Any]:
+        started = time.time()
+        sent = getattr(self.request, jobs.SENT_HEADER, None)
+        outcome = userjobs.measured_call(job, kwargs)
+        return userjobs.envelope(outcome, hooks.pool_name, sent, started)
+
+    return run_user_job
+
+
 _check_settings(get_settings())
 TASKS: dict[str, Task] = {
     name: _register(kind, get_settings()) for name, kind in jobs.CATALOGUE.items()
 }
+# the modules of POOLLAB_JOBS: one that cannot be imported stops the worker at start-up
+# with the reason, rather than leaving its jobs unregistered
+USER_TASKS: dict[str, Task] = {
+    name: _register_user(job, get_settings()) for name, job in userjobs.registered().items()
+}
+if USER_TASKS:
+    log.info("user jobs: %s", ", ".join(sorted(USER_TASKS)))

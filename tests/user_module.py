@@ -1,0 +1,89 @@
+"""A user job module written into a test's directory, as a user would write one.
+
+The lab's processes import it through ``POOLLAB_JOBS`` and ``PYTHONPATH``
+(:func:`user_env`). Its jobs cover the happy path (sync and async) and the safety cases: one
+raises, one hangs past the time limit, one returns what JSON cannot encode, one leaks.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+JOBS = '''
+"""Test jobs: written by tests/user_module.py."""
+import asyncio
+import os
+import time
+
+_HELD = []
+
+
+def add(a, b=1):
+    return {"sum": a + b, "pid": os.getpid()}
+
+
+async def add_async(a, b=1):
+    await asyncio.sleep(0.01)
+    return {"sum": a + b, "pid": os.getpid()}
+
+
+def boom(message):
+    raise RuntimeError(message)
+
+
+def hang(s):
+    time.sleep(s)
+    return s
+
+
+async def hang_async(s):
+    await asyncio.sleep(s)
+    return s
+
+
+def raw():
+    return b"not json"
+
+
+def leak(kb):
+    _HELD.append(bytearray(kb * 1024))
+    return len(_HELD)
+'''
+
+# a module that must never be imported by a request naming it: importing it leaves a mark
+TRAP = """
+from pathlib import Path
+Path(__file__).with_suffix(".imported").write_text("imported")
+
+def steal():
+    return "should never run"
+"""
+
+# soft and hard time limits of the user jobs in the tests' labs, in seconds
+SOFT_LIMIT_S = 2.0
+HARD_LIMIT_S = 4.0
+
+
+def write_modules(directory: Path, name: str = "testjobs", trap: str = "trapjobs") -> Path:
+    """``<name>.py`` (the jobs) and ``<trap>.py`` (the trap) in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.py").write_text(JOBS)
+    (directory / f"{trap}.py").write_text(TRAP)
+    return directory
+
+
+def trap_imported(directory: Path, trap: str = "trapjobs") -> bool:
+    return (directory / f"{trap}.imported").exists()
+
+
+def user_env(env: dict[str, str], directory: Path, modules: str = "testjobs") -> dict[str, str]:
+    """``env`` with POOLLAB_JOBS, the directory on PYTHONPATH, and the user jobs' time limits."""
+    path = [str(directory), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    return {
+        **env,
+        "POOLLAB_JOBS": modules,
+        "PYTHONPATH": os.pathsep.join(path),
+        "POOLLAB_SOFT_TIME_LIMIT_S_BY_KIND": f'{{"user": {SOFT_LIMIT_S}}}',
+        "POOLLAB_TIME_LIMIT_S_BY_KIND": f'{{"user": {HARD_LIMIT_S}}}',
+    }
