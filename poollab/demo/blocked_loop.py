@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -69,13 +70,13 @@ class _Case:
 def run(ctx: DemoContext) -> DemoResult:
     block_s = ctx.pick(0.1, 0.2)
     workers = ctx.pick(2, 4)
-    calls = ctx.pick(3, 6)
+    calls = ctx.pick(3, 3)
     steps = _steps_for(block_s)
     default_switch_ms = round(sys.getswitchinterval() * 1000, 3)
     rows: list[Row] = []
     with (
         SlowEchoServer(block_s) as server,
-        _process_pool(workers) as pool,
+        _process_pool(pool_size(workers)) as pool,
         ctx.progress.task(
             "blocked-loop: a heartbeat beside blocking calls, then the consumer",
             total=CASES + len(consumer_lag.EXECUTORS),
@@ -137,7 +138,9 @@ def run(ctx: DemoContext) -> DemoResult:
             f"each blocking call lasts about {block_s * 1000:.0f} ms: time.sleep, a read from "
             f"a loopback server that answers after that long, or cpu_work({steps:,}) "
             "calibrated to it",
-            "process pool: spawn start method, started and warmed before the heartbeat",
+            f"process pool: {pool_size(workers)} workers (a core is left to the loop's own "
+            "process), spawn start method, started and warmed before the heartbeat; a "
+            "worker coroutine awaits asyncio.sleep(0) after each call",
             f"the consumer: `poollab consume --cpu-executor EXECUTOR -c 4` on an embedded "
             f"Redis, cpu jobs of n={steps:,}; lag_max_ms is the largest loop_lag_s in its "
             "samples (what the collector serves as poollab_event_loop_lag_seconds)",
@@ -159,6 +162,12 @@ def _steps_for(seconds: float) -> int:
     probe = 200_000
     best = min(timed(lambda: cpu_work(probe)) for _ in range(3))
     return max(10_000, int(probe * seconds / best))
+
+
+def pool_size(workers: int) -> int:
+    """Workers for the process pool: one core is left to the loop's own process, or the
+    pool's processes would take its CPU and lag it as surely as the GIL does."""
+    return max(1, min(workers, (os.cpu_count() or 1) - 1))
 
 
 @contextmanager
@@ -227,6 +236,8 @@ async def _measure(
     async def worker() -> None:
         for _ in range(calls):
             await case.call()
+            # as real code awaits something between calls: the other coroutines get a turn
+            await asyncio.sleep(0)
 
     beating = asyncio.create_task(beat.run(asyncio.sleep))
     await asyncio.sleep(2 * beat.tick_s)  # beating before the first call

@@ -6,7 +6,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from poollab.demo.anyio_demo import BACKENDS, BEATING_SHARE, BLOCKED_SHARE, _verdict
+from poollab.demo.anyio_demo import BACKENDS, BEATING_SHARE, BLOCKED_SHARE, OVERLAP_SHARE, _verdict
 from poollab.demo.anyio_program import Sizes, program
 from poollab.demo.result import DemoResult, Row, Verdict
 
@@ -71,11 +71,15 @@ def _reads(blocked_lag_ms: float, async_lag_ms: float) -> list[Row]:
 
 
 def test_rule_same_results_overlapping_sleepers_and_the_lag_shares() -> None:
-    assert (BLOCKED_SHARE, BEATING_SHARE) == (0.8, 0.5)
+    assert (BLOCKED_SHARE, BEATING_SHARE, OVERLAP_SHARE) == (0.8, 0.5, 0.1)
     sizes = Sizes(sleepers=200, sleep_s=0.05, clients=1, round_trips=1, files=[])
     assert _verdict(_rows(), _reads(50.0, 5.0), sizes)[0] is Verdict.HELD
     verdict, reason = _verdict(_rows(same=False), _reads(50.0, 5.0), sizes)
     assert verdict is Verdict.NOT_HELD and "computed something else" in reason
-    assert "more than 3 sleeps" in _verdict(_rows(sleep_s=0.2), _reads(50.0, 5.0), sizes)[1]
+    # 200 sleepers of 50 ms: 10 s in turn, so over 1 s is no overlap (0.2 s is)
+    assert _verdict(_rows(sleep_s=0.2), _reads(50.0, 5.0), sizes)[0] is Verdict.HELD
+    assert (
+        "more than 10% of their 10 s" in _verdict(_rows(sleep_s=1.1), _reads(50.0, 5.0), sizes)[1]
+    )
     assert "blocking reads" in _verdict(_rows(), _reads(30.0, 5.0), sizes)[1]
     assert "async reads" in _verdict(_rows(), _reads(50.0, 40.0), sizes)[1]
