@@ -46,6 +46,12 @@ def raw():
     return b"not json"
 
 
+def die():
+    # only for the asyncio consumer's process executor: a prefork child that exits is
+    # "worker lost", and its job goes back to the queue (task_reject_on_worker_lost)
+    os._exit(3)
+
+
 def leak(kb):
     _HELD.append(bytearray(kb * 1024))
     return len(_HELD)
