@@ -94,8 +94,8 @@ def debootstrap_command(target: Path, mirror_url: str, script: Path) -> list[str
 def check_can_build() -> None:
     if os.geteuid() != 0:
         raise BuildError(
-            "building the root needs root (debootstrap, and chroot to run it): "
-            "run `sudo .venv/bin/poollab interpreters get 3.14`"
+            "building the root needs root (debootstrap, and chroot to run it): run "
+            "`sudo -H .venv/bin/poollab interpreters get 3.14`, and the demo as root too"
         )
     if shutil.which("debootstrap") is None:
         raise BuildError(

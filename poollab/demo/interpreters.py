@@ -139,8 +139,8 @@ def for_subinterpreters(given: str) -> tuple[Interpreter | None, str]:
         return cached, f"cached by `{GET_314}`"
     return None, (
         f"needs CPython 3.14 (concurrent.futures.InterpreterPoolExecutor); this is "
-        f"{this_python()} and no CPython 3.14 is cached in {forky_root()}: get one with "
-        f"`{GET_314}` (root and debootstrap, about 30 s) or give one with --python PATH"
+        f"{this_python()}, and no CPython 3.14 is cached in {forky_root()}: get one with "
+        f"`{GET_314}` (root and debootstrap, 30-100 s once) or give one with --python PATH"
     )
 
 
