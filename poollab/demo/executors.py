@@ -42,6 +42,10 @@ MIN_THREAD_ADVANTAGE = 5.0
 MORE_WORKERS_SLOWER = 1.05
 # processes "win" a job size only when at least 10% faster than threads: a tie is not a win
 WIN_MARGIN = 0.9
+# The talk's own figures get a verdict of their own, apart from the rule's: "~100x" is read as
+# at least half of it, "nearly 2x" as at least 1.7x. Neither decides the claim's verdict.
+TALK_THREAD_ADVANTAGE = 50.0
+TALK_MORE_WORKERS_SLOWER = 1.7
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ def run(ctx: DemoContext) -> DemoResult:
     if spawn is not None:
         summary["threads_faster_than_spawned_processes"] = round(ratio(spawn, threads), 1)
     verdict, reason = _verdict(cpu, more_workers_slower, threads_faster, cold, sweep_rows)
+    reason += "; " + talk_figures(cpu, more_workers_slower, threads_faster)
     if spawn is not None:
         reason += (
             f"; with spawn (the macOS/Windows default) threads are "
@@ -281,11 +286,27 @@ def _verdict(
     return verdict_from(
         failures,
         lambda: (
-            f"{cpu} workers {more_workers_slower:.2f}x the time of 1 worker (talk: ~2x); threads "
-            f"{threads_faster:.0f}x faster than processes (talk: ~100x); a cold process pool wins "
+            f"{cpu} workers {more_workers_slower:.2f}x the time of 1 worker; threads "
+            f"{threads_faster:.0f}x faster than processes; a cold process pool wins "
             f"from {crossover:,} iterations per job"
         ),
     )
+
+
+def talk_figures(cpu: int, more_workers_slower: float, threads_faster: float) -> str:
+    """The talk's own figures, each held or not on its own: the rule asks for less than they say."""
+    hundred = "held" if threads_faster >= TALK_THREAD_ADVANTAGE else "did not hold"
+    parts = [
+        f"the talk's ~100x (>= {TALK_THREAD_ADVANTAGE:.0f}x) {hundred}: "
+        f"threads {threads_faster:.1f}x faster than 1 process"
+    ]
+    if cpu > 1:
+        nearly = "held" if more_workers_slower >= TALK_MORE_WORKERS_SLOWER else "did not hold"
+        parts.append(
+            f"the talk's nearly 2x (>= {TALK_MORE_WORKERS_SLOWER}x) {nearly}: "
+            f"{cpu} workers {more_workers_slower:.2f}x the time of 1"
+        )
+    return "; ".join(parts)
 
 
 def _chart(

@@ -80,3 +80,16 @@ def test_rule_asks_for_what_the_claim_says() -> None:
     # processes must win from some size on
     verdict, reason = _verdict(2, 1.2, 10.0, None, sweep)
     assert verdict is Verdict.NOT_HELD and "1,000,000" in reason
+
+
+def test_the_talks_own_figures_are_judged_apart_from_the_rule() -> None:
+    # ~100x is read as at least 50x, "nearly 2x" as at least 1.7x: 11x passes the rule's 5x
+    # and is still reported as the talk's figure not holding
+    assert executors.TALK_THREAD_ADVANTAGE == 50.0
+    assert executors.TALK_MORE_WORKERS_SLOWER == 1.7
+    text = executors.talk_figures(2, 1.2, 11.0)
+    assert "~100x (>= 50x) did not hold: threads 11.0x" in text
+    assert "nearly 2x (>= 1.7x) did not hold: 2 workers 1.20x" in text
+    text = executors.talk_figures(2, 1.7, 50.0)
+    assert "~100x (>= 50x) held" in text and "nearly 2x (>= 1.7x) held" in text
+    assert "nearly 2x" not in executors.talk_figures(1, 1.0, 80.0)

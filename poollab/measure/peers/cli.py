@@ -34,8 +34,9 @@ from pathlib import Path
 import psutil
 import redis
 
+from poollab.demo.background import BackgroundLoad
 from poollab.launcher.redis_server import RedisServer, free_port
-from poollab.measure.peers import peers_venv
+from poollab.measure.peers import peers_venv, record
 from poollab.measure.peers.systems import (
     SYSTEMS,
     Context,
@@ -110,7 +111,8 @@ class Run:
     def _start(self, system: System, log: Path) -> subprocess.Popen[bytes]:
         with log.open("ab") as out:
             return subprocess.Popen(
-                system.argv(self.ctx), env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                system.argv(self.ctx), env={**self.env, **system.env}, stdout=out,
+                stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )  # fmt: skip
 
@@ -234,16 +236,7 @@ def table(cases: list[Case], systems: list[str]) -> str:
         text = f"{value:,.0f}" if field != "cpu_ms_per_job" else f"{value:.2f}"
         return text + (" *" if case.note else "")
 
-    columns = [
-        ("noop drain /s", "noop", "drain", "rate"),
-        ("noop drain, steady /s", "noop", "drain", "rate_steady"),
-        ("noop e2e /s", "noop", "e2e", "rate"),
-        ("io drain /s", "io", "drain", "rate"),
-        ("io drain, steady /s", "io", "drain", "rate_steady"),
-        ("io e2e /s", "io", "e2e", "rate"),
-        ("CPU ms/job, noop e2e", "noop", "e2e", "cpu_ms_per_job"),
-        ("CPU ms/job, io e2e", "io", "e2e", "cpu_ms_per_job"),
-    ]
+    columns = record.COLUMNS
     lines = [
         "| system | " + " | ".join(title for title, *_ in columns) + " |",
         "| --- |" + " ---: |" * len(columns),
@@ -271,12 +264,17 @@ def ratios(cases: list[Case]) -> list[str]:
                 continue
             top = max(ours, key=lambda c: c.rate)
             parts = [f"{kind} {mode}: {top.system} {top.rate:,.0f}/s"]
-            for peer in ("taskiq", "arq", "celery-gevent", "bare-loop"):
+            for peer in record.PEERS:
                 other = best.get((peer, kind, mode))
                 if other is not None and other.rate > 0:
                     parts.append(f"{top.rate / other.rate:.2f}x {peer}")
             lines.append("- " + ", ".join(parts))
     return lines
+
+
+def _relative(argv: list[str]) -> list[str]:
+    # a venv's absolute path says nothing to a reader: keep the program's name
+    return [Path(word).name if word.startswith("/") else word for word in argv]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,6 +297,11 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(tempfile.gettempdir()) / "poollab-bench-peers",
         help="directory for worker logs, results.json and table.md",
     )
+    parser.add_argument(
+        "--summary",
+        type=Path,
+        help="also write the small summary the docs are rendered from (docs/results/peers/...)",
+    )
     args = parser.parse_args(argv)
     systems = [s for s in args.systems.split(",") if s]
     unknown = set(systems) - set(SYSTEMS)
@@ -310,8 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     cases: list[Case] = []
     port = free_port()
     upstream = start_upstream(port)
+    load = BackgroundLoad()
     try:
-        with RedisServer() as server:
+        with load, RedisServer() as server:
             run = Run(args, server.url + "/0", f"http://127.0.0.1:{port}", peers_venv.python())
             for repeat in range(args.repeat):
                 for kind in args.kinds.split(","):
@@ -331,5 +335,10 @@ def main(argv: list[str] | None = None) -> int:
     report = table(cases, systems) + "\n\n" + "\n".join(ratios(cases))
     (args.out / "results.json").write_text(json.dumps([asdict(c) for c in cases], indent=1))
     (args.out / "table.md").write_text(report + "\n")
+    if args.summary:
+        peers = peers_venv.python() if any(SYSTEMS[s].peers_venv for s in systems) else None
+        given = list(argv or sys.argv[1:])
+        workers = {name: _relative(SYSTEMS[name].argv(run.ctx)) for name in systems}
+        record.write(args.summary, given, cases, systems, load.other_cores, peers, workers)
     print(report)
     return 0

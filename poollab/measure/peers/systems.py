@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import redis
 
 from poollab.consumer import layout
+from poollab.measure.bench.profiles import get_profile
 from poollab.measure.collect import read_raw
 from poollab.measure.peers import bare, peer_jobs
 
@@ -43,6 +44,8 @@ class System:
     results: str
     peers_venv: bool
     argv: Callable[[Context], list[str]]
+    # environment the worker needs on top of the run's
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def _consumer(loop: str) -> Callable[[Context], list[str]]:
@@ -55,14 +58,35 @@ def _consumer(loop: str) -> Callable[[Context], list[str]]:
     return argv
 
 
-def _celery_gevent(ctx: Context) -> list[str]:
+# Celery's workers run on the lab's tuned profile (one result backend per process, no mingle,
+# gossip or heartbeats, prefetch 1): its defaults build a backend per greenlet. Task events
+# follow the run's choice, as the consumer's do, rather than the profile's.
+TUNED = get_profile("tuned")
+
+
+def _celery(ctx: Context, app: str, pool: str, queue: str, node: str) -> list[str]:
     celery = str(Path(ctx.main_python).with_name("celery"))
     argv = [
-        celery, "-A", "poollab.worker.app", "worker", "-P", "gevent",
-        "-c", str(ctx.concurrency), "-Q", "gevent", "-n", "bench-gevent@%h",
-        "--loglevel", "WARNING",
+        celery, "-A", app, "worker", "-P", pool, "-c", str(ctx.concurrency), "-Q", queue,
+        "-n", f"{node}@%h", *TUNED.options_for(pool),
     ]  # fmt: skip
-    return [*argv, "-E"] if ctx.task_events else argv
+    argv += ["-E"] if ctx.task_events else []
+    settings = TUNED.settings_for(pool)
+    return [*argv, "--", *(f"{key}={value}" for key, value in settings.items())]
+
+
+def _celery_gevent(ctx: Context) -> list[str]:
+    return _celery(ctx, "poollab.worker.app", "gevent", "gevent", "bench-gevent")
+
+
+# celery-aio-pool: the worker's app is .peer_aio_pool; the pool class is named by environment
+AIO_QUEUE = "aio"
+AIO_POOL = "celery_aio_pool.pool:AsyncIOPool"
+
+
+def _celery_aio_pool(ctx: Context) -> list[str]:
+    app = "poollab.measure.peers.peer_aio_pool"
+    return _celery(ctx, app, "custom", AIO_QUEUE, "bench-aio")
 
 
 def _arq(ctx: Context) -> list[str]:
@@ -88,6 +112,15 @@ SYSTEMS: dict[str, System] = {
         System("consumer-asyncio", "celery", "asyncio", "celery", False, _consumer("asyncio")),
         System("consumer-uvloop", "celery", "asyncio", "celery", False, _consumer("uvloop")),
         System("celery-gevent", "celery", "gevent", "celery", False, _celery_gevent),
+        System(
+            "celery-aio-pool",
+            "celery",
+            AIO_QUEUE,
+            "celery",
+            False,
+            _celery_aio_pool,
+            env={"CELERY_CUSTOM_WORKER_POOL": AIO_POOL},
+        ),
         System("arq", "arq", "arq:bench", "arq", True, _arq),
         System("taskiq", "taskiq", "taskiq:bench", "taskiq", True, _taskiq),
         System("bare-loop", "bare", bare.QUEUE, "bare", False, _bare),

@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 
 from poollab.consumer import protocol
+from poollab.measure.bench.profiles import get_profile
 from poollab.measure.peers import peers_venv
 from poollab.measure.peers.cli import Case, ratios, table
 from poollab.measure.peers.publish import bare_message, celery_message
@@ -40,7 +41,15 @@ def test_every_system_has_a_worker_command() -> None:
         argv = system.argv(ctx)
         # arq and the bare loop read their concurrency from BENCH_CONCURRENCY
         assert argv and ("500" in argv or system.name in {"arq", "bare-loop"})
-    assert "-E" in SYSTEMS["celery-gevent"].argv(ctx)
+    gevent = SYSTEMS["celery-gevent"].argv(ctx)
+    assert "-E" in gevent
+    # Celery's workers run on the tuned profile: one result backend per process, no mingle
+    assert "result_backend_thread_safe=(bool)true" in gevent[gevent.index("--") :]
+    tuned = get_profile("tuned")
+    assert " ".join(tuned.options_for("gevent")) in " ".join(gevent)
+    aio = SYSTEMS["celery-aio-pool"]
+    assert aio.argv(ctx)[aio.argv(ctx).index("-P") + 1] == "custom"
+    assert aio.env == {"CELERY_CUSTOM_WORKER_POOL": "celery_aio_pool.pool:AsyncIOPool"}
     assert SYSTEMS["taskiq"].argv(ctx)[0] == "/peers/bin/taskiq"
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from poollab.measure.claims.cli import main
+
+sys.exit(main())
