@@ -20,7 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=(
             "`get 3.14` builds a minimal Debian testing ('forky') root with CPython 3.14 in "
             f"the cache ({interpreters.forky_root()}; $POOLLAB_CACHE_DIR moves it), once: "
-            "root, debootstrap and about 30 s. `poollab demo subinterpreters` then finds it by "
+            "root, debootstrap and 30-100 s. `poollab demo subinterpreters` then finds it by "
             "itself. `list` shows what each demo would run in."
         ),
     )

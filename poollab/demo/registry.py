@@ -74,12 +74,12 @@ ENTRIES: tuple[Entry, ...] = (
     Entry(
         "free-threading",
         "poollab.demo.free_threading",
-        "CPU-bound threads on a free-threaded build (3.13t+)",
+        "CPU-bound threads on a free-threaded build (3.13t+, --python PATH)",
     ),
     Entry(
         "subinterpreters",
         "poollab.demo.subinterpreters",
-        "CPU-bound work in sub-interpreters with their own GIL (3.13+)",
+        "CPU-bound calls in InterpreterPoolExecutor, threads, processes (CPython 3.14)",
     ),
 )
 
