@@ -3,7 +3,8 @@
 The pattern of locust's examples/custom_xmlrpc_client: a client wraps the calls and fires
 ``environment.events.request`` once per call, so Locust's statistics show them like HTTP
 requests. Here one call is one job: sent with ``send_task`` (no worker code is imported,
-the task is named ``poollab.<kind>``) and finished when its result is in the backend.
+the task is named ``poollab.<kind>``, or ``poollab.user.<module>.<function>`` for a user
+job) and finished when its result is in the backend.
 
 Locust runs every user in a greenlet with the standard library monkey-patched, so the
 result is polled (a GET of the result key, then ``gevent.sleep``) rather than waited for
@@ -82,7 +83,7 @@ class CeleryJobClient:
     def send(self, job: Job) -> Sent:
         task_id = str(uuid.uuid4())
         self.app.send_task(
-            jobs.CATALOGUE[job.kind].task_name,
+            job.task_name,
             kwargs=job.params,
             queue=job.pool,
             task_id=task_id,

@@ -4,6 +4,12 @@ This module never imports locust (locust monkey-patches with gevent on import), 
 launcher and the tests can use it too. The options come from locust's command line or the
 environment (``POOLLAB_LOAD_*``), and are checked here against the same job catalogue the
 producer validates with, so a bad mix fails before the first job is sent.
+
+The user's own jobs are kinds too: ``user:MODULE:FUNCTION`` (e.g. ``user:mypkg.tasks:resize``)
+sends that registered job, with ``--load-user-params`` as its keyword arguments (or, per
+job, ``--load-params '{"user:mypkg.tasks:resize": {...}}'``). Only the spec's form is checked
+here; whether it is registered is the producer's (422) and the workers' business: nothing of
+the user's code is imported by the load generator.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from poollab import jobs
+from poollab import jobs, userjobs
 from poollab.settings import ALL_POOLS
 
 # what each kind gets unless --load-params says otherwise: small enough that a 20 s run
@@ -32,6 +38,7 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
 }
 DEFAULT_KINDS = "io,cpu"
 DEFAULT_JOB_TIMEOUT_S = 30.0
+USER_PREFIX = f"{userjobs.USER_KIND}:"
 SHAPES = ("constant", "step")
 ASSIGNMENTS = ("pool", "round-robin")
 
@@ -43,6 +50,7 @@ class MixError(ValueError):
 @dataclass(frozen=True)
 class Job:
     pool: str
+    # a catalogue kind, or user:MODULE:FUNCTION
     kind: str
     params: dict[str, Any]
 
@@ -50,6 +58,27 @@ class Job:
     def name(self) -> str:
         """The request name in Locust's table: one row per pool and kind."""
         return f"{self.pool}:{self.kind}"
+
+    @property
+    def user_spec(self) -> str | None:
+        """MODULE:FUNCTION of a user job, else None."""
+        return self.kind.removeprefix(USER_PREFIX) if self.kind.startswith(USER_PREFIX) else None
+
+    @property
+    def task_name(self) -> str:
+        """The task it is sent as by name: ``poollab.<kind>`` or ``poollab.user.<m>.<f>``."""
+        spec = self.user_spec
+        if spec is None:
+            return jobs.CATALOGUE[self.kind].task_name
+        module, function = userjobs.parse_spec(spec)
+        return f"{userjobs.USER_TASK_PREFIX}{module}.{function}"
+
+    def request_body(self) -> dict[str, Any]:
+        """What ``POST /jobs`` takes for it."""
+        spec = self.user_spec
+        if spec is None:
+            return {"pool": self.pool, "kind": self.kind, "params": self.params}
+        return {"pool": self.pool, "kind": userjobs.USER_KIND, "task": spec, "params": self.params}
 
 
 @dataclass(frozen=True)
@@ -116,14 +145,41 @@ def parse_pools(text: str) -> list[tuple[str, int]]:
 
 def parse_kinds(text: str) -> list[str]:
     kinds = [k.strip() for k in text.split(",") if k.strip()]
-    unknown = [k for k in kinds if k not in jobs.CATALOGUE]
+    unknown = [k for k in kinds if k not in jobs.CATALOGUE and not k.startswith(USER_PREFIX)]
     if unknown or not kinds:
-        raise MixError(f"unknown job kind {unknown or text!r}; choose from {', '.join(jobs.KINDS)}")
+        raise MixError(
+            f"unknown job kind {unknown or text!r}; choose from {', '.join(jobs.KINDS)} "
+            "or user:MODULE:FUNCTION"
+        )
+    for kind in kinds:
+        if kind.startswith(USER_PREFIX):
+            try:
+                userjobs.parse_spec(kind.removeprefix(USER_PREFIX))
+            except userjobs.UserJobError as exc:
+                raise MixError(f"job kind {kind!r}: {exc}") from None
     return kinds
 
 
-def parse_params(text: str, kinds: list[str]) -> dict[str, dict[str, Any]]:
-    """Per-kind parameters: the defaults, updated from a JSON object ``{"io": {"ms": 20}}``."""
+def parse_user_params(text: str) -> dict[str, Any]:
+    """``--load-user-params``: one JSON object, the keyword arguments of every user job."""
+    if not text.strip():
+        return {}
+    try:
+        given = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MixError(f"user params are not JSON: {exc}") from None
+    if not isinstance(given, dict):
+        raise MixError('user params must be a JSON object, e.g. {"size": 10}')
+    return given
+
+
+def parse_params(
+    text: str, kinds: list[str], user_params: dict[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per-kind parameters: the defaults, updated from a JSON object ``{"io": {"ms": 20}}``.
+
+    A user kind's: ``user_params``, updated from its own entry in ``text`` if it has one.
+    """
     given: Any = {}
     if text.strip():
         try:
@@ -132,11 +188,15 @@ def parse_params(text: str, kinds: list[str]) -> dict[str, dict[str, Any]]:
             raise MixError(f"params are not JSON: {exc}") from None
     if not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values()):
         raise MixError('params must be a JSON object of objects, e.g. {"io": {"ms": 20}}')
-    unknown = sorted(set(given) - set(jobs.CATALOGUE))
+    unknown = sorted(set(given) - set(jobs.CATALOGUE) - set(kinds))
     if unknown:
         raise MixError(f"params for unknown kind(s): {', '.join(unknown)}")
     params: dict[str, dict[str, Any]] = {}
     for kind in kinds:
+        if kind.startswith(USER_PREFIX):
+            # checked against the callable by the producer (422) or the worker (a failure)
+            params[kind] = {**(user_params or {}), **given.get(kind, {})}
+            continue
         merged = {**DEFAULT_PARAMS[kind], **given.get(kind, {})}
         try:
             # the same model the producer validates with: refused here, not by every job
@@ -147,13 +207,20 @@ def parse_params(text: str, kinds: list[str]) -> dict[str, dict[str, Any]]:
     return params
 
 
-def build_mix(pools: str, kinds: str, params: str, timeout_s: float, assign: str = "pool") -> Mix:
+def build_mix(
+    pools: str,
+    kinds: str,
+    params: str,
+    timeout_s: float,
+    assign: str = "pool",
+    user_params: str = "",
+) -> Mix:
     if not 0 < timeout_s <= 600:
         raise MixError("job timeout must be in (0, 600] seconds")
     if assign not in ASSIGNMENTS:
         raise MixError(f"assign must be one of {', '.join(ASSIGNMENTS)}, not {assign!r}")
     kind_list = parse_kinds(kinds)
-    kind_params = parse_params(params, kind_list)
+    kind_params = parse_params(params, kind_list, parse_user_params(user_params))
     slots = tuple(
         tuple(Job(pool, kind, kind_params[kind]) for kind in kind_list)
         for pool, weight in parse_pools(pools)
@@ -170,6 +237,7 @@ def mix_from_options(options: Any) -> Mix:
         options.load_params,
         options.load_job_timeout,
         getattr(options, "load_assign", "pool"),
+        getattr(options, "load_user_params", ""),
     )
 
 
@@ -190,7 +258,12 @@ def add_arguments(parser: Any) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--load-kinds", env_var="POOLLAB_LOAD_KINDS", default=DEFAULT_KINDS,
-        help=f"comma-separated job kinds ({', '.join(jobs.KINDS)}); default {DEFAULT_KINDS}",
+        help=f"comma-separated job kinds ({', '.join(jobs.KINDS)}, or user:MODULE:FUNCTION "
+        f"for a job registered from POOLLAB_JOBS); default {DEFAULT_KINDS}",
+    )  # fmt: skip
+    parser.add_argument(
+        "--load-user-params", env_var="POOLLAB_LOAD_USER_PARAMS", default="",
+        help='JSON object: the keyword arguments of every user:... kind, e.g. {"size": 10}',
     )  # fmt: skip
     parser.add_argument(
         "--load-params", env_var="POOLLAB_LOAD_PARAMS", default="",

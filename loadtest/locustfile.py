@@ -15,6 +15,9 @@ the pools directly. The mix, kinds, parameters and load shape are options::
         --host http://127.0.0.1:8000 --load-pools prefork,gevent:2 --load-kinds io \\
         --load-params '{"io": {"ms": 20}}' --load-shape step --step-users 5 --step-time 10
 
+The user's own registered jobs: ``--load-kinds user:mypkg.tasks:resize --load-user-params
+'{"size": 10}'`` (the lab started with ``POOLLAB_JOBS=mypkg.tasks``).
+
 (or the ``POOLLAB_LOAD_*`` variables; ``locust --help`` lists them under "Pool Lab").
 """
 
@@ -148,9 +151,7 @@ class HttpJobUser(FastHttpUser):
         body: dict[str, Any] = {}
         job_id: str | None = None
         try:
-            posted = self._call(
-                "POST", "/jobs", json={"pool": job.pool, "kind": job.kind, "params": job.params}
-            )
+            posted = self._call("POST", "/jobs", json=job.request_body())
             (job_id,) = posted["ids"]
             while True:
                 body = self._call("GET", f"/jobs/{job_id}")

@@ -7,8 +7,17 @@ raises, one hangs past the time limit, one returns what JSON cannot encode, one 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from poollab.launcher.lab import Lab
+from poollab.launcher.topology import build_services
+from poollab.settings import PoolName, Settings
+from tests.conftest import service_env
 
 JOBS = '''
 """Test jobs: written by tests/user_module.py."""
@@ -93,3 +102,33 @@ def user_env(env: dict[str, str], directory: Path, modules: str = "testjobs") ->
         "POOLLAB_SOFT_TIME_LIMIT_S_BY_KIND": f'{{"user": {SOFT_LIMIT_S}}}',
         "POOLLAB_TIME_LIMIT_S_BY_KIND": f'{{"user": {HARD_LIMIT_S}}}',
     }
+
+
+@contextlib.contextmanager
+def start_user_lab(
+    broker_url: str,
+    jobs_dir: Path,
+    run_dir: Path,
+    pools: tuple[PoolName, ...],
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[Lab]:
+    """Upstream, producer and a consumer per pool, as real processes, with the user jobs."""
+    ports = service_env(broker_url)
+    env = {**user_env({**os.environ, **ports}, jobs_dir), **(extra_env or {})}
+    # the services read their settings from env; this process needs only where they are
+    fields: dict[str, Any] = {k.removeprefix("POOLLAB_").lower(): v for k, v in ports.items()}
+    settings = Settings(**fields)
+    lab = Lab(settings, env, run_dir)
+    services = build_services(
+        settings,
+        socket.gethostname(),
+        pools,
+        concurrency={"threads": 4, "gevent": 10, "asyncio": 10},
+        with_flower=False,
+        with_collector=False,
+    )
+    lab.start(services, timeout_s=120)
+    try:
+        yield lab
+    finally:
+        lab.stop()

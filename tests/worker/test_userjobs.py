@@ -8,8 +8,6 @@ that only POOLLAB_JOBS and PYTHONPATH point at.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -24,11 +22,9 @@ from celery import Celery
 from poollab.celery_config import make_client
 from poollab.launcher.lab import Lab
 from poollab.launcher.redis_server import RedisServer
-from poollab.launcher.topology import build_services
 from poollab.producer.publish import wait_for
-from poollab.settings import ALL_POOLS, PoolName, Settings
-from tests.conftest import service_env
-from tests.user_module import HARD_LIMIT_S, trap_imported, user_env, write_modules
+from poollab.settings import ALL_POOLS, PoolName
+from tests.user_module import HARD_LIMIT_S, start_user_lab, trap_imported, write_modules
 
 # a prefork child past this after a job is replaced (the leak test grows one well past it)
 MAX_MEMORY_PER_CHILD_KB = 150_000
@@ -46,26 +42,10 @@ def jobs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def user_lab(
     redis_server: RedisServer, jobs_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Lab]:
-    ports = service_env(redis_server.url + "/4")
-    env = user_env({**os.environ, **ports}, jobs_dir)
-    env["POOLLAB_MAX_MEMORY_PER_CHILD_KB"] = str(MAX_MEMORY_PER_CHILD_KB)
-    # the services read their settings from env; this process needs only where they are
-    fields: dict[str, Any] = {k.removeprefix("POOLLAB_").lower(): v for k, v in ports.items()}
-    settings = Settings(**fields)
-    lab = Lab(settings, env, tmp_path_factory.mktemp("userlab"))
-    services = build_services(
-        settings,
-        socket.gethostname(),
-        ALL_POOLS,
-        concurrency={"threads": 4, "gevent": 10, "asyncio": 10},
-        with_flower=False,
-        with_collector=False,
-    )
-    lab.start(services, timeout_s=120)
-    try:
+    extra = {"POOLLAB_MAX_MEMORY_PER_CHILD_KB": str(MAX_MEMORY_PER_CHILD_KB)}
+    run_dir = tmp_path_factory.mktemp("userlab")
+    with start_user_lab(redis_server.url + "/4", jobs_dir, run_dir, ALL_POOLS, extra) as lab:
         yield lab
-    finally:
-        lab.stop()
 
 
 @pytest.fixture(scope="module")
