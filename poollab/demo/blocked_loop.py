@@ -236,7 +236,8 @@ async def _measure(
     async def worker() -> None:
         for _ in range(calls):
             await case.call()
-            # as real code awaits something between calls: the other coroutines get a turn
+            # the workers take turns between calls; the heartbeat, waiting on its timer,
+            # still gets none while workers are ready (the beats column)
             await asyncio.sleep(0)
 
     beating = asyncio.create_task(beat.run(asyncio.sleep))
