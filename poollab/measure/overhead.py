@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import os
 import platform
+import shlex
 import socket
 import subprocess
 import sys
@@ -28,9 +29,12 @@ from rich.table import Table
 
 from poollab import jobs
 from poollab.celery_config import make_client
+from poollab.demo.background import BackgroundLoad
+from poollab.demo.result import Row
 from poollab.launcher.health import celery_ping
 from poollab.launcher.lab import resolve_command
 from poollab.launcher.redis_server import RedisServer, free_port
+from poollab.measure.claims import summary
 from poollab.measure.collect import collect
 from poollab.settings import CELERY_POOLS, Settings
 
@@ -114,7 +118,21 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--pools", default=",".join(CELERY_POOLS))
     parser.add_argument("--log-dir", type=Path, default=Path("/tmp/poollab-overhead"))
+    parser.add_argument(
+        "--summary", type=Path, help="also write the docs' summary (docs/results/overhead/...)"
+    )
     args = parser.parse_args()
+    with BackgroundLoad() as load:
+        rows, ceiling_0, ceiling_50 = _measure(args)
+    _print(args, rows, ceiling_0, ceiling_50)
+    if args.summary:
+        _write_summary(args, rows, (ceiling_0, ceiling_50), load.other_cores)
+    return 0
+
+
+def _measure(
+    args: argparse.Namespace,
+) -> tuple[list[tuple[str, float, float, float]], float, float]:
     args.log_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     with RedisServer() as server:
@@ -154,7 +172,15 @@ def main() -> int:
         finally:
             upstream.terminate()
             upstream.wait(30)
+    return rows, ceiling_0, ceiling_50
 
+
+def _print(
+    args: argparse.Namespace,
+    rows: list[tuple[str, float, float, float]],
+    ceiling_0: float,
+    ceiling_50: float,
+) -> None:
     table = Table(title=f"noop jobs/s, drain of {args.jobs} jobs, best of {args.repeat}")
     for column in ("pool", "-c", "lab", "bare Celery", "lab overhead"):
         table.add_column(column, justify="right")
@@ -171,7 +197,36 @@ def main() -> int:
         f"machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
         f"Python {platform.python_version()}"
     )
-    return 0
+
+
+def _write_summary(
+    args: argparse.Namespace,
+    rows: list[tuple[str, float, float, float]],
+    ceilings: tuple[float, float],
+    busy_cores: float,
+) -> None:
+    command = shlex.join(["python", "-m", "poollab.measure.overhead", *sys.argv[1:]])
+    record = summary.new("overhead", command, busy_cores)
+    columns = ["pool", "-c", "lab jobs/s", "bare Celery jobs/s", "lab overhead"]
+    table_rows: list[Row] = [
+        {
+            "pool": pool,
+            "-c": CONCURRENCY[pool],
+            "lab jobs/s": round(lab),
+            "bare Celery jobs/s": round(bare),
+            "lab overhead": f"{overhead:+.1%}",
+        }
+        for pool, lab, bare, overhead in rows
+    ]
+    title = f"noop jobs/s, drain of {args.jobs} jobs, best of {args.repeat}"
+    record.tables.append(summary.Table(title, columns, table_rows))
+    record.figures = {"upstream_req_per_s_0ms": round(ceilings[0])}
+    record.figures["upstream_req_per_s_50ms"] = round(ceilings[1])
+    record.notes.append(
+        f"the upstream, 1,000 concurrent connections (aiohttp client): {ceilings[0]:,.0f} "
+        f"req/s at 0 ms, {ceilings[1]:,.0f} req/s at 50 ms (ideal {1000 / 0.05:,.0f})"
+    )
+    summary.write(record, args.summary)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ measurement is bounded by its own sizes and time-outs; ``quick`` picks small siz
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from poollab.demo import registry
 from poollab.demo.background import BackgroundLoad
+from poollab.demo.result import Row
 from poollab.measure.claims import faults, summary
 from poollab.measure.claims.paths import RESULTS
 
@@ -70,6 +72,45 @@ def run_peers(root: Path, quick: bool) -> None:
     subprocess.run(argv, cwd=root, timeout=PEERS_TIMEOUT_S, check=True)
 
 
+def run_overhead(root: Path, quick: bool) -> None:
+    sizes = ["--jobs", "1000", "--repeat", "1"] if quick else ["--jobs", "3000", "--repeat", "3"]
+    target = RESULTS / "overhead" / "overhead.json"
+    argv = [sys.executable, "-m", "poollab.measure.overhead", *sizes, "--summary", str(target)]
+    _log("overhead: " + " ".join(argv[1:]))
+    subprocess.run(argv, cwd=root, timeout=PEERS_TIMEOUT_S, check=True)
+
+
+def run_publisher(root: Path, quick: bool) -> None:
+    """The publisher against send_task, without and with issued-ids records, in one summary."""
+    sizes = ["--jobs", "20000", "--celery-jobs", "1000", "--rounds", "1"] if quick else []
+    sizes = sizes or ["--jobs", "100000", "--celery-jobs", "5000", "--rounds", "5"]
+    rows: list[Row] = []
+    commands = []
+    with BackgroundLoad() as load:
+        for remember in (False, True):
+            argv = ["-m", "poollab.measure.publisher", *sizes, *(["--remember"] * remember)]
+            commands.append(shlex.join(["python", *argv]))
+            _log("publisher: " + commands[-1])
+            out = subprocess.run(
+                [sys.executable, *argv], cwd=root, capture_output=True, text=True,
+                timeout=PEERS_TIMEOUT_S, check=True,
+            )  # fmt: skip
+            figures = json.loads(out.stdout.strip().splitlines()[-1])
+            rows.append(
+                {
+                    "issued-ids records": remember,
+                    "publisher jobs/s": figures["publisher_jobs_per_s"],
+                    "send_task jobs/s": figures["send_task_jobs_per_s"],
+                    "ratio": figures["ratio"],
+                    "publisher rounds": ", ".join(map(str, figures["publisher_rounds"])),
+                    "send_task rounds": ", ".join(map(str, figures["send_task_rounds"])),
+                }
+            )
+    record = summary.new("publisher", " ; ".join(commands), load.other_cores)
+    record.tables.append(summary.Table("noop jobs/s, best round", list(rows[0]), rows))
+    summary.write(record, root / RESULTS / "publisher" / "publisher.json")
+
+
 def run_faults(root: Path, quick: bool) -> None:
     del quick  # the fault tests have one size
     _log("faults: " + " ".join(faults.pytest_argv()))
@@ -83,6 +124,8 @@ RUNNERS: dict[str, Callable[[Path, bool], None]] = {
     "talk": run_talk,
     "peers": run_peers,
     "faults": run_faults,
+    "overhead": run_overhead,
+    "publisher": run_publisher,
 }
 
 
