@@ -26,10 +26,11 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from poollab import jobs
+from poollab.consumer.config import ConsumerConfig
 from poollab.measure.bench.config import WAITING_WORKLOADS
 
 Bound = Literal["slots", "cores", "offered", "unknown"]
@@ -43,6 +44,8 @@ ASYNC_WAITING_BATCH = 50
 EXECUTOR_WORKLOADS = frozenset({"cpu", "mixed"})
 # pools whose jobs (or whose Python) run on one thread: one core at most
 ONE_CORE_POOLS = frozenset({"solo", "threads", "gevent"})
+# where the asyncio consumer as the bench starts it (no --cpu-executor) runs plain callables
+ASYNCIO_EXECUTOR = ConsumerConfig(nodename="").cpu_executor
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,40 @@ class BodyCalibration:
 
 
 @dataclass(frozen=True)
+class UserCalibration:
+    """A ``--job`` workload's callable timed in a bare loop in a process of its own
+    (``poollab.measure.bench.userprobe``), outside any queue.
+
+    Plain callables are called directly, async ones through ``asyncio.run`` per call as the
+    Celery pools run them, and also awaited one after another on one event loop as the
+    asyncio consumer runs them (the ``loop_`` figures). Per-call figures are the least over
+    the loop's batches (the ``_mean`` ones over the whole loop), in ms.
+    """
+
+    params: dict[str, Any]
+    is_async: bool
+    jobs: int
+    # CPU of the whole process (every thread the call started) and of its reaped children
+    cpu_ms: float
+    cpu_ms_mean: float
+    # the calling thread's own CPU: what a one-thread consumer must run itself
+    thread_cpu_ms: float
+    wall_ms: float
+    wall_ms_mean: float
+    # cpu_ms ÷ wall_ms: the share of a call that keeps a CPU busy (above 1: several)
+    cpu_share: float
+    # N calls on N threads at once against N in a row: how much threads overlap
+    threads: int
+    # serial wall ÷ parallel wall (NaN: a call too long to time that way)
+    thread_speedup: float
+    # (speedup − 1) ÷ (N − 1), 0 (threads serialise: the GIL) to 1 (they fully overlap)
+    thread_overlap: float
+    # async callables on one event loop: the loop thread's CPU and the wall per call
+    loop_cpu_ms: float = math.nan
+    loop_wall_ms: float = math.nan
+
+
+@dataclass(frozen=True)
 class References:
     """What every ceiling of a run is derived from: the machine and the job bodies."""
 
@@ -72,9 +109,15 @@ class References:
     # the async variants, for the asyncio consumer (empty when the run has none)
     async_bodies: dict[str, BodyCalibration]
     method: str
+    # the --job workloads' callables, by workload (empty without --job)
+    user: dict[str, UserCalibration] = field(default_factory=dict)
 
     def body_cpu_s(self, workload: str, pool: str = "") -> float:
         """The body's CPU seconds; the asyncio consumer's own variant for that pool."""
+        own = self.user.get(workload)
+        if own is not None:
+            on_loop = pool == "asyncio" and own.is_async
+            return (own.loop_cpu_ms if on_loop else own.cpu_ms) / 1000
         body = self.bodies.get(workload)
         if pool == "asyncio":
             body = self.async_bodies.get(workload, body)
@@ -94,7 +137,37 @@ class References:
             self,
             bodies=_least_bodies(self.bodies, other.bodies),
             async_bodies=_least_bodies(self.async_bodies, other.async_bodies),
+            user={
+                name: _least_user(mine, other.user[name]) if name in other.user else mine
+                for name, mine in {**other.user, **self.user}.items()
+            },
         )
+
+
+def _least(a: float, b: float) -> float:
+    known = [x for x in (a, b) if not math.isnan(x)]
+    return min(known) if known else math.nan
+
+
+def _most(a: float, b: float) -> float:
+    known = [x for x in (a, b) if not math.isnan(x)]
+    return max(known) if known else math.nan
+
+
+def _least_user(ours: UserCalibration, theirs: UserCalibration) -> UserCalibration:
+    """Each cost at its least over the timings, the threads' overlap at its most: every
+    bound stays an upper bound (a busy moment only ever adds to a cost and hides overlap)."""
+    return replace(
+        ours,
+        jobs=ours.jobs + theirs.jobs,
+        cpu_ms=_least(ours.cpu_ms, theirs.cpu_ms),
+        thread_cpu_ms=_least(ours.thread_cpu_ms, theirs.thread_cpu_ms),
+        wall_ms=_least(ours.wall_ms, theirs.wall_ms),
+        thread_speedup=_most(ours.thread_speedup, theirs.thread_speedup),
+        thread_overlap=_most(ours.thread_overlap, theirs.thread_overlap),
+        loop_cpu_ms=_least(ours.loop_cpu_ms, theirs.loop_cpu_ms),
+        loop_wall_ms=_least(ours.loop_wall_ms, theirs.loop_wall_ms),
+    )
 
 
 def _least_bodies(
@@ -193,34 +266,72 @@ def calibrate_async(
     return found
 
 
+@dataclass(frozen=True)
+class Batch:
+    """One batch of a bare loop: calls, CPU by the loop's clock, the thread's own CPU, wall."""
+
+    calls: int
+    cpu: float
+    own: float
+    wall: float
+
+
+def time_batches(
+    batch: Callable[[int], None],
+    seconds: float,
+    first: int = 1,
+    clock: Callable[[], float] = time.thread_time,
+    max_calls: int | None = None,
+) -> list[Batch]:
+    """Call ``batch(n)`` for ~``seconds``, n doubling while a batch is under BATCH_S / 2.
+
+    Bounded in time and, with ``max_calls``, in calls (a job with side effects); at least
+    one batch runs however long it takes.
+    """
+    per_batch = first
+    batches: list[Batch] = []
+    began = time.perf_counter()
+    while True:
+        wall0, cpu0, own0 = time.perf_counter(), clock(), time.thread_time()
+        batch(per_batch)
+        batches.append(
+            Batch(
+                per_batch,
+                clock() - cpu0,
+                time.thread_time() - own0,
+                time.perf_counter() - wall0,
+            )
+        )
+        done = sum(b.calls for b in batches)
+        if time.perf_counter() - began >= seconds or (max_calls and done >= max_calls):
+            return batches
+        if batches[-1].wall < BATCH_S / 2:
+            per_batch *= 2
+        if max_calls:
+            per_batch = max(1, min(per_batch, max_calls - done))
+
+
+def least_per_call(batches: list[Batch], figure: Callable[[Batch], float]) -> float:
+    """The least per call over the batches of at least a quarter of the largest (tiny
+    batches are noise), in ms."""
+    largest = max(b.calls for b in batches)
+    return min(figure(b) / b.calls for b in batches if b.calls * 4 >= largest) * 1000
+
+
+def mean_per_call(batches: list[Batch], figure: Callable[[Batch], float]) -> float:
+    return sum(figure(b) for b in batches) / sum(b.calls for b in batches) * 1000
+
+
 def _bare_loop(
     batch: Callable[[int], None], params: dict[str, int], seconds: float, first: int = 1
 ) -> BodyCalibration:
-    per_batch = first
-    batches: list[tuple[int, float]] = []
-    total_jobs, total_cpu = 0, 0.0
-    began = time.perf_counter()
-    while True:
-        wall0, cpu0 = time.perf_counter(), time.thread_time()
-        batch(per_batch)
-        cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
-        batches.append((per_batch, cpu))
-        total_jobs += per_batch
-        total_cpu += cpu
-        if time.perf_counter() - began >= seconds:
-            break
-        if wall < BATCH_S / 2:
-            per_batch *= 2
-    # the least per batch of at least a quarter of the largest one (tiny batches are noise)
-    largest = max(n for n, _ in batches)
-    least = min(cpu / n for n, cpu in batches if n * 4 >= largest)
-    elapsed = time.perf_counter() - began
+    batches = time_batches(batch, seconds, first)
     return BodyCalibration(
         params=dict(params),
-        jobs=total_jobs,
-        cpu_ms=round(least * 1000, 6),
-        cpu_ms_mean=round(total_cpu / total_jobs * 1000, 6),
-        wall_ms=round(elapsed / total_jobs * 1000, 6),
+        jobs=sum(b.calls for b in batches),
+        cpu_ms=round(least_per_call(batches, lambda b: b.cpu), 6),
+        cpu_ms_mean=round(mean_per_call(batches, lambda b: b.cpu), 6),
+        wall_ms=round(mean_per_call(batches, lambda b: b.wall), 6),
     )
 
 
@@ -247,19 +358,71 @@ class Ceiling:
 def ceiling(
     refs: References, pool: str, workload: str, concurrency: int, offered_per_s: float = math.nan
 ) -> Ceiling:
+    own = refs.user.get(workload)
     cpu_s = refs.body_cpu_s(workload, pool)
     if not math.isfinite(cpu_s) or cpu_s < 0:
         return Ceiling(math.nan, "unknown")
     cpu_s = max(cpu_s, 1e-9)
     # on a tie (solo on cpu jobs: one slot, one core) the cores bound is named
-    bounds: list[tuple[float, Bound]] = [
-        (usable_cores(refs, pool, workload, concurrency) / cpu_s, "cores"),
-        (concurrency / (refs.latency_s(workload) + cpu_s), "slots"),
-    ]
+    bounds: list[tuple[float, Bound]] = (
+        user_bounds(refs, own, pool, concurrency)
+        if own is not None
+        else [
+            (usable_cores(refs, pool, workload, concurrency) / cpu_s, "cores"),
+            (concurrency / (refs.latency_s(workload) + cpu_s), "slots"),
+        ]
+    )
+    if any(not math.isfinite(per_s) for per_s, _ in bounds):
+        return Ceiling(math.nan, "unknown")
     if math.isfinite(offered_per_s) and offered_per_s > 0:
         bounds.append((offered_per_s, "offered"))
     per_s, bound = min(bounds, key=lambda b: b[0])
     return Ceiling(round(per_s, 3), bound)
+
+
+def threads_cores(cores: float, overlap: float) -> float:
+    """Cores N threads can keep busy with a call's own CPU: 1 where they serialise (a call
+    holding the GIL), up to ``cores`` as far as they overlapped in the bare loop (unknown
+    overlap: ``cores``, which keeps the bound an upper bound)."""
+    share = 1.0 if math.isnan(overlap) else min(max(overlap, 0.0), 1.0)
+    return 1 + (max(cores, 1) - 1) * share
+
+
+def user_bounds(
+    refs: References, cal: UserCalibration, pool: str, concurrency: int
+) -> list[tuple[float, Bound]]:
+    """A --job workload's slots and cores bounds, from its own bare-loop figures.
+
+    slots = slots / wall per call; cores = the least of (cores the calling thread's own CPU
+    can spread over) / its CPU per call and (the machine's cores) / all the CPU a call uses
+    (its threads', its children's). The first is 1 for one-thread configurations (solo,
+    gevent, the asyncio consumer's loop), the threads' measured overlap for threads and a
+    thread executor, ``min(c, cores)`` for prefork and a process executor.
+    """
+    cores = refs.cores
+    spread = min(concurrency, cores)
+    cpu_s, own_s, wall_s = cal.cpu_ms / 1000, cal.thread_cpu_ms / 1000, cal.wall_ms / 1000
+    slots = float(concurrency)
+    own_cores: float = 1.0
+    if pool == "prefork":
+        own_cores = spread
+    elif pool == "threads":
+        own_cores = threads_cores(spread, cal.thread_overlap)
+    elif pool == "asyncio" and cal.is_async:
+        own_s = cpu_s = cal.loop_cpu_ms / 1000
+        wall_s = cal.loop_wall_ms / 1000
+    elif pool == "asyncio":
+        workers = refs.asyncio_cpu_workers
+        kind = ASYNCIO_EXECUTOR
+        slots = 1.0 if kind == "inline" else float(min(concurrency, workers))
+        if kind == "process":
+            own_cores = min(workers, cores)
+        elif kind == "thread":
+            own_cores = threads_cores(min(workers, cores), cal.thread_overlap)
+    return [
+        (min(own_cores / max(own_s, 1e-9), cores / max(cpu_s, 1e-9)), "cores"),
+        (slots / max(wall_s, 1e-9), "slots"),
+    ]
 
 
 def efficiency(throughput: float, ceiling_per_s: float) -> float:

@@ -55,6 +55,8 @@ class CellSpec:
     mode: Mode
     params: dict[str, int]
     repeat: int = 0
+    # a --job workload's task name (poollab.user.<module>.<function>); "": the workload's
+    task: str = ""
 
     @property
     def key(self) -> str:
@@ -285,7 +287,10 @@ def _publish(lab: BenchLab, spec: CellSpec, jobs: int) -> tuple[list[str], float
     began = time.time()
     # remember=False: nobody asks the API about the bench's jobs, and the publish rate
     # stays comparable with runs before ids were remembered
-    ids = publish(lab.client, spec.pool, spec.workload, spec.params, jobs, remember=False)
+    ids = publish(
+        lab.client, spec.pool, spec.workload, spec.params, jobs, remember=False,
+        task=spec.task or None,
+    )  # fmt: skip
     return ids, max(time.time() - began, 1e-9)
 
 

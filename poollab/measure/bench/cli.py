@@ -18,6 +18,7 @@ from poollab.measure.bench.config import (
     WORKLOADS,
     BenchConfig,
     ConfigError,
+    UserWorkload,
     default_out_dir,
     parse_levels,
     parse_list,
@@ -109,6 +110,23 @@ def add_parser(subparsers: Any) -> None:
         default=0.0,
         help="before each cell, wait up to this long for other work to drop below --busy-cores",
     )
+    parser.add_argument(
+        "--job",
+        metavar="MODULE:FUNCTION",
+        help="your own callable (plain or async def, importable from the current directory) "
+        "as the workloads, through every pool; with --workloads, beside those",
+    )
+    parser.add_argument(
+        "--params",
+        metavar="JSON",
+        help="--job's keyword arguments, a JSON object (default {}), e.g. '{\"size\": 1024}'",
+    )
+    parser.add_argument(
+        "--params-file",
+        type=Path,
+        metavar="FILE",
+        help="a JSON list of objects: each parameter set of --job is a workload of its own",
+    )
     parser.add_argument("--out", type=Path, help="directory (default: poollab-results/<time>)")
     parser.add_argument(
         "--quick",
@@ -133,11 +151,12 @@ def build_config(args: argparse.Namespace) -> BenchConfig:
     retries = defaults.retries if args.retries is None else args.retries
     try:
         pools = parse_list(args.pools, ALL_POOLS, "--pools") if args.pools else ALL_POOLS
-        workloads = (
-            parse_list(args.workloads, WORKLOADS, "--workloads")
-            if args.workloads is not None
-            else defaults.workloads
-        )
+        user_jobs = _user_jobs(args)
+        # --job replaces the built-in workloads unless --workloads asks for some too
+        workloads: tuple[str, ...] = () if user_jobs else defaults.workloads
+        if args.workloads is not None:
+            workloads = parse_list(args.workloads, WORKLOADS, "--workloads")
+        workloads += tuple(w.name for w in user_jobs)
         modes = parse_list(args.modes, MODES, "--modes")
         profiles = (
             parse_list(args.profiles, tuple(PROFILES), "--profiles")
@@ -178,7 +197,20 @@ def build_config(args: argparse.Namespace) -> BenchConfig:
         quiet_wait_s=args.quiet_wait_s,
         out=args.out or default_out_dir(),
         quick=args.quick,
+        user_jobs=user_jobs,
     )
+
+
+def _user_jobs(args: argparse.Namespace) -> tuple[UserWorkload, ...]:
+    """--job checked before anything starts: it imports, it is callable, it takes each
+    parameter set (ConfigError otherwise)."""
+    from poollab.measure.bench.userjob import load_user_workloads, read_param_sets
+
+    if args.job is None:
+        if args.params is not None or args.params_file is not None:
+            raise ConfigError("--params and --params-file go with --job MODULE:FUNCTION")
+        return ()
+    return load_user_workloads(args.job, read_param_sets(args.params, args.params_file))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from poollab.settings import ALL_POOLS, PoolName, Settings
 
@@ -21,6 +22,21 @@ MIXED_CPU_SHARE = 0.25
 
 class ConfigError(ValueError):
     """A bad option value; the CLI turns it into a CliError."""
+
+
+@dataclass(frozen=True)
+class UserWorkload:
+    """One workload of a ``--job`` run: the callable with one parameter set."""
+
+    # the workload's name in the matrix: the function's, ``#N`` per parameter set
+    name: str
+    # MODULE:FUNCTION as given
+    spec: str
+    module: str
+    # the Celery task the consumers registered it as
+    task_name: str
+    is_async: bool
+    params: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -48,9 +64,21 @@ class BenchConfig:
     sample_interval_s: float = 0.25
     out: Path = field(default_factory=lambda: default_out_dir())
     quick: bool = False
+    # --job: the user's callable, one workload per parameter set (in ``workloads`` too)
+    user_jobs: tuple[UserWorkload, ...] = ()
 
-    def job_params(self, workload: str) -> dict[str, int]:
+    def user_job(self, workload: str) -> UserWorkload | None:
+        return next((w for w in self.user_jobs if w.name == workload), None)
+
+    @property
+    def builtin_workloads(self) -> tuple[str, ...]:
+        return tuple(w for w in self.workloads if self.user_job(w) is None)
+
+    def job_params(self, workload: str) -> dict[str, Any]:
         """The keyword arguments of every job of this workload."""
+        user = self.user_job(workload)
+        if user is not None:
+            return dict(user.params)
         if workload == "noop":
             return {}
         if workload in ("sleep", "io"):
@@ -88,7 +116,7 @@ class RunConfig(BenchConfig):
     """The configuration as results.json records it: the options, and what the run found."""
 
     # each workload's job parameters
-    params: dict[str, dict[str, int]] = field(default_factory=dict)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
     # where Redis came from: embedded, POOLLAB_BROKER_URL or found on 127.0.0.1:6379
     broker: str = ""
     # one cpu job's work timed in the bench process
@@ -99,6 +127,13 @@ class RunConfig(BenchConfig):
         options = {f.name: getattr(config, f.name) for f in fields(BenchConfig)}
         params = {w: config.job_params(w) for w in config.workloads}
         return cls(**options, params=params, broker=broker, cpu_job_ms_in_process=cpu_job_ms)
+
+
+def ordered_workloads(present: Collection[str], chosen: Sequence[str]) -> list[str]:
+    """The workloads present, built-in ones in the catalogue's order, then --job's ones in
+    the order the run chose them."""
+    builtin = [w for w in WORKLOADS if w in present]
+    return builtin + [w for w in chosen if w in present and w not in WORKLOADS]
 
 
 def default_out_dir() -> Path:

@@ -149,6 +149,8 @@ class BenchCell(JsonRecord):
     command: ConsumerCommand
     raw: str
     attempts: int = 1
+    # --job: how this consumer ran the user's callable, in words (absent for built-in jobs)
+    how_run: str | None = field(default=None, metadata=OMIT_IF_NONE)
     # with --repeat > 1: every repeat, and (max − min) / mean of their rates
     repeats: list[Repeat] | None = field(default=None, metadata=OMIT_IF_NONE)
     throughput_spread: float | None = field(default=None, metadata=OMIT_IF_NONE)

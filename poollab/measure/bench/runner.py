@@ -16,6 +16,7 @@ from poollab.measure.bench.ceilings import (
     asyncio_cpu_workers,
     calibrate,
     calibrate_async,
+    ceiling,
 )
 from poollab.measure.bench.cell import CellSpec, Measured, run_cell, wait_until_quiet, write_raw
 from poollab.measure.bench.config import BenchConfig, RunConfig
@@ -39,12 +40,15 @@ from poollab.measure.bench.sizing import (
     time_cpu_job,
     warmup_jobs,
 )
+from poollab.measure.bench.userjob import ProbeError, calibrate_user, how_run, worker_environ
 from poollab.producer.publish import publish, wait_for
 from poollab.stopping import signals_ignored
 from poollab.timings import JobTiming, summarize
 
 # times a cell that ran much shorter than its target is run again with more jobs
 MAX_GROWTHS = 2
+# a --job warm-up is sized from the callable's ceiling, at most this rate
+USER_GUESS = 1000.0
 
 
 class BenchHooks(Protocol):
@@ -75,7 +79,10 @@ class Runner:
         self.console = console
         self.hooks = hooks or NoHooks()
         self.cores = usable_cores()
-        self.lab = BenchLab(environ, config.out / "lab", config.sample_interval_s)
+        # with --job, every consumer imports the job's module (POOLLAB_JOBS, the cwd on
+        # PYTHONPATH) and the bare loop runs in that environment too
+        self.environ = worker_environ(environ, config.user_jobs)
+        self.lab = BenchLab(self.environ, config.out / "lab", config.sample_interval_s)
         self.records: list[BenchCell] = []
         self.cpu_job_s = 0.0
 
@@ -148,7 +155,11 @@ class Runner:
             for workload in config.workloads:
                 for mode in config.modes:
                     params = config.job_params(workload)
-                    spec = CellSpec(profile_name, pool, level, workload, mode, params, repeat)
+                    user = config.user_job(workload)
+                    spec = CellSpec(
+                        profile_name, pool, level, workload, mode, params, repeat,
+                        task=user.task_name if user else "",
+                    )  # fmt: skip
                     began = time.monotonic()
                     cell = self._measure(progress, worker, spec)
                     self.records.append(cell)
@@ -158,8 +169,14 @@ class Runner:
             self.lab.stop_worker(worker)
 
     def _measure(self, progress: BenchProgress, worker: WorkerRun, spec: CellSpec) -> BenchCell:
-        guess = guess_rate(
-            self.config, spec.pool, spec.workload, spec.concurrency, self.cores, self.cpu_job_s
+        user = self.config.user_job(spec.workload)
+        guess = (
+            # the callable's own ceiling: the bound it was measured against
+            min(ceiling(self.refs, spec.pool, spec.workload, spec.concurrency).per_s, USER_GUESS)
+            if user is not None
+            else guess_rate(
+                self.config, spec.pool, spec.workload, spec.concurrency, self.cores, self.cpu_job_s
+            )
         )
         rate = self._warm_up(spec, warmup_jobs(spec.concurrency, guess), guess)
         jobs = cell_jobs(self.config, spec.concurrency, rate)
@@ -197,12 +214,18 @@ class Runner:
         raw = f"raw/{spec.key}.jsonl"
         write_raw(self.config.out / raw, measured)
         command = ConsumerCommand(list(worker.service.argv), dict(worker.service.env))
-        return measured.to_cell(command, raw, attempts)
+        cell = measured.to_cell(command, raw, attempts)
+        if user is not None:
+            cell.how_run = how_run(user, spec.pool, worker.service.argv)
+        return cell
 
     def _warm_up(self, spec: CellSpec, jobs: int, guess: float) -> float:
         """Run a few jobs first (imports, connections, pool start-up) and return their rate."""
         assert self.lab.client is not None
-        ids = publish(self.lab.client, spec.pool, spec.workload, spec.params, jobs, remember=False)
+        ids = publish(
+            self.lab.client, spec.pool, spec.workload, spec.params, jobs, remember=False,
+            task=spec.task or None,
+        )  # fmt: skip
         metas: dict[str, dict[str, Any]] = {}
         with contextlib.suppress(CeleryTimeout):
             metas = wait_for(self.lab.client, ids, timeout=cell_timeout_s(jobs, guess))
@@ -227,12 +250,15 @@ class Runner:
         config = self.config
         assert self.lab.settings is not None
         url = self.lab.settings.upstream_url
-        bodies = calibrate(config.workloads, config.job_params, url)
+        builtin = config.builtin_workloads
+        bodies = calibrate(builtin, config.job_params, url)
         async_bodies = (
-            calibrate_async(config.workloads, config.job_params, url)
-            if "asyncio" in config.pools
-            else {}
+            calibrate_async(builtin, config.job_params, url) if "asyncio" in config.pools else {}
         )
+        try:
+            user = calibrate_user(config.user_jobs, self.cores, self.environ)
+        except ProbeError as exc:
+            raise BenchError(str(exc)) from None
         return References(
             cores=self.cores,
             asyncio_cpu_workers=asyncio_cpu_workers(),
@@ -240,6 +266,7 @@ class Runner:
             bodies=bodies,
             async_bodies=async_bodies,
             method=METHOD,
+            user=user,
         )
 
 

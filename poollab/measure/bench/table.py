@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from poollab.measure.bench.config import WORKLOADS
+from poollab.measure.bench.config import ordered_workloads
 from poollab.measure.bench.report.select import pool_rank
 from poollab.measure.bench.results import BenchCell, BenchRun
 from poollab.measure.table import figure, percent, rich_table
@@ -24,7 +24,7 @@ def summary_tables(run: BenchRun) -> list[Table]:
     profiles = sorted({c.profile for c in run.cells})
     with_profile = len(profiles) > 1
     tables = []
-    workloads = [w for w in WORKLOADS if any(c.workload == w for c in run.cells)]
+    workloads = ordered_workloads({c.workload for c in run.cells}, run.config.workloads)
     for workload in workloads:
         chosen = [c for c in run.cells if c.workload == workload]
         title = workload_title(workload, chosen[0].params)
@@ -80,7 +80,10 @@ def print_summary(run: BenchRun, console: Console) -> None:
     for table in summary_tables(run):
         console.print(table)
     refs = run.references
-    bodies = ", ".join(f"{w} {b.cpu_ms:.3g} ms" for w, b in refs.bodies.items())
+    timed = [f"{w} {b.cpu_ms:.3g} ms" for w, b in refs.bodies.items()]
+    # --job: the callable's CPU and wall per call (the slots bound's denominator)
+    timed += [f"{w} {u.cpu_ms:.3g} ms (wall {u.wall_ms:.3g} ms)" for w, u in refs.user.items()]
+    bodies = ", ".join(timed)
     console.print(
         f"ceilings: the least of slots (c / (latency + body CPU)), cores (usable cores / "
         f"body CPU, {refs.cores} on this machine) and, live, the offered rate; job bodies' "

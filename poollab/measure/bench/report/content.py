@@ -19,6 +19,7 @@ from poollab.measure.bench.report.document import (
 from poollab.measure.bench.report.select import cells, main_mode, main_profile, workloads
 from poollab.measure.bench.report.verdict import describe_workload, recommendation, workload_verdict
 from poollab.measure.bench.results import BenchCell, BenchRun, MemoryMb
+from poollab.measure.bench.userjob import describe_run
 from poollab.measure.jsonrecord import to_json
 from poollab.measure.table import figure as _f
 from poollab.measure.table import percent as _pct
@@ -168,10 +169,11 @@ def _cell_table(doc: Document, workload: str, chosen: list[BenchCell], run: Benc
             ]
         )
     params = chosen[0].params if chosen else {}
-    doc.add(
-        Heading(2, describe_workload(workload, params, run.references)),
-        TableBlock(headers, rows),
-    )
+    doc.add(Heading(2, describe_workload(workload, params, run.references)))
+    user_job = describe_run(run, workload)  # --job: the bare loop, how each consumer ran it
+    if user_job:
+        doc.add(Para(user_job))
+    doc.add(TableBlock(headers, rows))
 
 
 def _memory(figures: MemoryMb) -> str:

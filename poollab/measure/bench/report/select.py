@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from poollab.measure.bench.config import WORKLOADS
+from poollab.measure.bench.config import ordered_workloads
 from poollab.measure.bench.results import BenchCell, BenchRun
 from poollab.measure.charts import OTHER_COLOR, POOL_COLORS, POOL_ORDER
 
@@ -22,7 +22,7 @@ def main_mode(run: BenchRun) -> str:
 
 def workloads(run: BenchRun) -> list[str]:
     present = {c.workload for c in run.cells}
-    return [w for w in WORKLOADS if w in present]
+    return ordered_workloads(present, run.config.workloads)
 
 
 def pool_rank(pool: str) -> int:
