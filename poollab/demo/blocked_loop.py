@@ -138,7 +138,7 @@ def run(ctx: DemoContext) -> DemoResult:
             f"each blocking call lasts about {block_s * 1000:.0f} ms: time.sleep, a read from "
             f"a loopback server that answers after that long, or cpu_work({steps:,}) "
             "calibrated to it",
-            f"process pool: {pool_size(workers)} workers (a core is left to the loop's own "
+            f"process pool of {pool_size(workers)} (a core is left to the loop's own "
             "process), spawn start method, started and warmed before the heartbeat; a "
             "worker coroutine awaits asyncio.sleep(0) after each call",
             f"the consumer: `poollab consume --cpu-executor EXECUTOR -c 4` on an embedded "
