@@ -29,16 +29,20 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 
 from poollab.measure.bench.ceilings import start_gaps
 from poollab.measure.bench.config import Mode
+from poollab.measure.bench.cpusplit import CpuSplitMeter
 from poollab.measure.bench.lab import BenchLab, WorkerRun
 from poollab.measure.bench.results import (
+    NO_CPU_PER_JOB,
     BenchCell,
     ConsumerCommand,
     Contention,
+    CpuPerJob,
     Latency,
     MemoryMb,
     Percentiles,
     RedisPerJob,
 )
+from poollab.measure.bench.steady import steady_state_s
 from poollab.measure.cpu import machine_busy_cores, machine_busy_seconds
 from poollab.measure.proctree import tree_cpu_seconds
 from poollab.measure.samples import Resources, read_samples, summarize_window
@@ -82,6 +86,13 @@ class Measured:
     contention: Contention
     redis: RedisPerJob
     timings: list[tuple[str, str, JobTiming | None]] = field(default_factory=list)
+    cpu_per_job: CpuPerJob = NO_CPU_PER_JOB
+
+    @property
+    def steady_s(self) -> float:
+        """Seconds at full parallelism (see poollab.measure.bench.steady)."""
+        starts = [t.started for _, _, t in self.timings if t is not None]
+        return steady_state_s(starts, self.spec.concurrency)
 
     def to_cell(self, command: ConsumerCommand, raw: str, attempts: int) -> BenchCell:
         """The cell as results.json records it (its ceiling comes once the run is done)."""
@@ -124,6 +135,8 @@ class Measured:
             attempts=attempts,
             offered_per_s=_offered(spec.mode, self.timings),
             start_gaps=start_gaps([(t.started, t.finished) for _, _, t in self.timings if t]),
+            cpu_ms_per_job=self.cpu_per_job,
+            steady_s=self.steady_s,
         )
 
 
@@ -235,8 +248,10 @@ def run_cell(
             ids, publish_s = _publish(lab, spec, jobs)
             released = time.time()
         meter, server = CpuMeter(lab_pids), RedisMeter(lab.redis)
+        split = CpuSplitMeter(worker.pid)
     else:
         meter, server = CpuMeter(lab_pids), RedisMeter(lab.redis)
+        split = CpuSplitMeter(worker.pid)
         ids, publish_s = _publish(lab, spec, jobs)
     metas: dict[str, dict[str, Any]] = {}
 
@@ -249,6 +264,7 @@ def run_cell(
         wait_for(app, ids, timeout=timeout_s, on_result=collect)
     meter.stop()
     server.stop()
+    split.stop()
     lost = len(ids) - len(metas)
     if lost:
         lab.purge(spec.pool, set(ids) - set(metas))
@@ -278,6 +294,7 @@ def run_cell(
         contention=meter.contention(resources.cpu_cores),
         redis=server.per_job(jobs),
         timings=timings,
+        cpu_per_job=split.per_job(len(done)),
     )
 
 

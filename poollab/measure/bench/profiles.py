@@ -4,7 +4,11 @@ A profile changes only what Celery lets a user choose without touching the lab's
 guarantees: results stay JSON, ``task_acks_late`` and ``task_reject_on_worker_lost`` stay
 on, and ``max_connections`` stays raised (with kombu's 10, late acks break under gevent).
 Worker settings go on the command line after ``--`` (Celery's ``key=value`` form), so the
-exact command of every cell is in results.json and can be re-run by hand.
+exact command of every cell is in results.json and can be re-run by hand. The prefetch
+multiplier is the exception: it goes as ``--prefetch-multiplier N``, because the worker's
+option of that name takes its default from the app's configuration before the ``--``
+settings are applied and then overrides them (Celery 5.7): ``-- worker_prefetch_multiplier=4``
+left every worker at the lab's 1, measured as the same ~2 s gevent stall at 4 and at 64.
 """
 
 from __future__ import annotations
@@ -43,6 +47,21 @@ class Profile:
 # job). Typed with Celery's "(bool)" cast: the setting is read by the backend, not declared.
 SHARED_BACKEND = {"result_backend_thread_safe": "(bool)true"}
 
+
+def prefetch(multiplier: int) -> tuple[str, ...]:
+    return ("--prefetch-multiplier", str(multiplier))
+
+
+# gevent at a prefetch multiplier of 1 and -c 2 stalls ~2 s between pairs of jobs: Celery runs
+# the gevent pool in its blocking loop (celery.worker.loops.synloop), which waits in
+# drain_events(timeout=2.0); once c messages are taken and not yet acknowledged (acks late),
+# kombu sends no BRPOP, and the acks that free a slot meanwhile do not wake that wait. From a
+# multiplier of 2 the limit (2c) is never reached: the consumer blocks in the pool's spawn on
+# the (c+1)th message and carries on as soon as a job ends. Measured on 200 cpu jobs (n=100,000)
+# at -c 2, drain and live alike: 1.01 jobs/s (0.9% of the ceiling, flagged "stall") at 1;
+# 62 jobs/s at 4, 62 at 64 (100 jobs, drain); the tuned profile at 2: see BENCHMARKS.md.
+GEVENT_PREFETCH = 2
+
 PROFILES: dict[str, Profile] = {
     profile.name: profile
     for profile in (
@@ -51,7 +70,7 @@ PROFILES: dict[str, Profile] = {
             "Celery's defaults wherever the lab leaves a choice: prefetch multiplier 4, "
             "mingle, gossip and heartbeats on, no task events, a result backend per thread, "
             "`-l INFO` as `poollab up` runs it; asyncio consumer on the standard event loop.",
-            celery_settings={"worker_prefetch_multiplier": "4"},
+            worker_options=prefetch(4),
             task_events=False,
             consumer_loop="asyncio",
         ),
@@ -64,7 +83,8 @@ PROFILES: dict[str, Profile] = {
             "shared-backend",
             "defaults plus one change: `result_backend_thread_safe=True`, one result backend "
             "(and Redis connection pool) per process instead of per thread or greenlet.",
-            celery_settings={"worker_prefetch_multiplier": "4", **SHARED_BACKEND},
+            worker_options=prefetch(4),
+            celery_settings=SHARED_BACKEND,
             task_events=False,
             consumer_loop="asyncio",
         ),
@@ -72,16 +92,19 @@ PROFILES: dict[str, Profile] = {
             "tuned",
             "One result backend per process (`result_backend_thread_safe=True`), no task "
             "events, `-l WARNING` (no log line nor result repr per job), no mingle, gossip "
-            "or heartbeats, prefetch multiplier 1 and `-O fair` for prefork; uvloop.",
+            "or heartbeats, prefetch multiplier 1 (gevent: 2, which removes its ~2 s stall "
+            "at low -c) and `-O fair` for prefork; uvloop.",
             worker_options=(
                 "--without-mingle",
                 "--without-gossip",
                 "--without-heartbeat",
                 "--loglevel",
                 "WARNING",
+                *prefetch(1),
             ),
-            celery_settings={"worker_prefetch_multiplier": "1", **SHARED_BACKEND},
-            pool_options={"prefork": ("-O", "fair")},
+            celery_settings=SHARED_BACKEND,
+            # a pool's options come after the profile's: the last --prefetch-multiplier wins
+            pool_options={"prefork": ("-O", "fair"), "gevent": prefetch(GEVENT_PREFETCH)},
             task_events=False,
         ),
     )

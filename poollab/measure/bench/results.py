@@ -27,6 +27,7 @@ from poollab.measure.bench.ceilings import (
 from poollab.measure.bench.config import Mode, RunConfig
 from poollab.measure.bench.machine import Machine
 from poollab.measure.bench.profiles import Profile
+from poollab.measure.bench.steady import short_note
 from poollab.measure.jsonrecord import OMIT_IF_NONE, JsonRecord
 
 FORMAT = "poollab-bench/1"
@@ -80,6 +81,24 @@ class RedisPerJob:
 
     commands_per_job: float
     connections_per_job: float
+
+
+@dataclass(frozen=True)
+class CpuPerJob:
+    """CPU per completed job over a cell's window, ms, read from /proc by the bench.
+
+    ``main``: the consumer's main process (for prefork, taking messages, handing them to a
+    child and back; for a one-process pool, everything); ``children``: every descendant
+    (prefork's children, the asyncio consumer's CPU executor), reaped ones included.
+    """
+
+    main_ms: float
+    children_ms: float
+    # descendants seen over the window
+    children: int
+
+
+NO_CPU_PER_JOB = CpuPerJob(math.nan, math.nan, 0)
 
 
 @dataclass(frozen=True)
@@ -138,6 +157,12 @@ class BenchCell(JsonRecord):
     x_solo: float = math.nan
     # below 25% of the ceiling: the bound that held and the cause where known
     pathology: Pathology | None = None
+    # the consumer's main process and its children, CPU ms per job
+    cpu_ms_per_job: CpuPerJob = NO_CPU_PER_JOB
+    # from the c-th job's start (every slot busy) to the last job's start (see steady.py)
+    steady_s: float = math.nan
+    # "steady state X s < cell_s Y s" when the cell was too short to mean much; else null
+    short: str | None = None
     publish_per_s: float
     pids: int
     procs: int
@@ -228,10 +253,17 @@ def merge_repeats(records: Iterable[BenchCell]) -> list[BenchCell]:
     return cells
 
 
-def apply_ceilings(cells: list[BenchCell], refs: References, busy_cores: float = math.inf) -> None:
-    """Each cell's ceiling, efficiency, × solo and pathology flag."""
+def apply_ceilings(
+    cells: list[BenchCell],
+    refs: References,
+    busy_cores: float = math.inf,
+    cell_s: float = math.nan,
+) -> None:
+    """Each cell's ceiling, efficiency, × solo, pathology flag and, against ``cell_s``,
+    whether its steady state was too short."""
     solo = {(c.workload, c.mode, c.profile): c.throughput_per_s for c in cells if c.pool == "solo"}
     for cell in cells:
+        cell.short = short_note(cell.steady_s, cell_s)
         offered = cell.offered_per_s if cell.mode == "live" else math.nan
         found = ceiling(refs, cell.pool, cell.workload, cell.concurrency, offered)
         cell.ceiling_per_s = found.per_s

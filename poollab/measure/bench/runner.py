@@ -40,6 +40,7 @@ from poollab.measure.bench.sizing import (
     time_cpu_job,
     warmup_jobs,
 )
+from poollab.measure.bench.steady import jobs_for_steady
 from poollab.measure.bench.userjob import ProbeError, calibrate_user, how_run, worker_environ
 from poollab.producer.publish import publish, wait_for
 from poollab.stopping import signals_ignored
@@ -121,7 +122,7 @@ class Runner:
                     self.lab.stop()
         cells = merge_repeats(self.records)
         refs = self.refs
-        apply_ceilings(cells, refs, config.busy_cores)
+        apply_ceilings(cells, refs, config.busy_cores, config.cell_s)
         run = BenchRun(
             started_at=_iso(began),
             finished_at=_iso(time.time()),
@@ -271,13 +272,17 @@ class Runner:
 
 
 def _longer_jobs(config: BenchConfig, measured: Measured) -> int | None:
-    """More jobs when a sized cell ran for less than half its target; None when it is fine."""
-    if config.jobs is not None or measured.summary.duration_s >= config.cell_s / 2:
+    """More jobs when a sized cell's steady state was shorter than its target (the ramps
+    at either end left out: poollab.measure.bench.steady); None when it is fine."""
+    if config.jobs is not None or measured.lost:
         return None
-    if measured.jobs >= config.max_jobs or measured.lost:
-        return None
-    wanted = int(measured.summary.throughput_per_s * config.cell_s)
-    return min(max(wanted, measured.jobs * 2), config.max_jobs)
+    return jobs_for_steady(
+        measured.jobs,
+        measured.summary.duration_s,
+        measured.steady_s,
+        config.cell_s,
+        config.max_jobs,
+    )
 
 
 def _disturbed(measured: Measured, busy_cores: float) -> bool:

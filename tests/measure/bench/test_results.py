@@ -152,3 +152,28 @@ def test_the_workers_count_every_job_they_ran(small_run: SmallRun) -> None:
         # every cell's jobs plus its warm-up ran on this worker
         ran = sum(c.jobs for c in small_run.results.cells if c.pool == pool)
         assert last.succeeded is not None and last.succeeded >= ran, (pool, last)
+
+
+def test_each_cell_carries_its_steady_state_and_its_processes_cpu(small_run: SmallRun) -> None:
+    """Steady state from the raw starts, flagged short against --cell-s; CPU per job of the
+    main process apart from its children, read from /proc by the bench."""
+    cell_s = small_run.results.config.cell_s
+    for cell in small_run.results.cells:
+        starts = sorted(json.loads(line)[3] for line in (small_run.out / cell.raw).read_text()
+                        .splitlines())  # fmt: skip
+        full = starts[min(cell.concurrency, len(starts)) - 1]
+        assert cell.steady_s == pytest.approx(starts[-1] - full, abs=1e-3), cell.raw
+        # 40 jobs a cell: never 3 s of steady state, and the figure says so
+        assert cell.steady_s < cell_s
+        assert cell.short == f"steady state {cell.steady_s:.2f} s < cell_s {cell_s:g} s"
+        split = cell.cpu_ms_per_job
+        assert math.isfinite(split.main_ms) and split.main_ms > 0, cell.raw
+    by = {(c.pool, c.workload, c.mode): c for c in small_run.results.cells}
+    for mode in ("drain", "live"):
+        prefork, solo = by[("prefork", "cpu", mode)], by[("solo", "cpu", mode)]
+        # prefork's children ran the jobs; solo has none
+        assert prefork.cpu_ms_per_job.children == 2
+        body_ms = small_run.results.references.body_cpu_s("cpu") * 1000
+        assert prefork.cpu_ms_per_job.children_ms >= 0.8 * body_ms
+        assert solo.cpu_ms_per_job.children == 0 and solo.cpu_ms_per_job.children_ms == 0
+        assert solo.cpu_ms_per_job.main_ms >= 0.8 * body_ms

@@ -241,8 +241,19 @@ def test_profiles_only_add_to_the_lab_command() -> None:
         assert "-I" not in argv
         assert ("-E" in argv) == profile.task_events
     tuned = worker_service("prefork", 2, PROFILES["tuned"], settings, "prefork@h").argv
-    assert tuned[-2:] == ("worker_prefetch_multiplier=1", "result_backend_thread_safe=(bool)true")
+    assert tuned[-2:] == ("--", "result_backend_thread_safe=(bool)true")
     assert "fair" in tuned
+    # the multiplier goes as the worker's own option: after `--` its default overrode it
+    assert all("prefetch" not in arg for arg in tuned[tuned.index("--") :])
+
+    def multiplier(pool: str, profile: str) -> str:
+        argv = worker_service(pool, 2, PROFILES[profile], settings, f"{pool}@h").argv
+        # click keeps the last of a repeated option: the pool's, after the profile's
+        last = len(argv) - 1 - argv[::-1].index("--prefetch-multiplier")
+        return argv[last + 1]
+
+    assert multiplier("prefork", "tuned") == "1" and multiplier("gevent", "tuned") == "2"
+    assert multiplier("gevent", "defaults") == "4" == multiplier("threads", "shared-backend")
     consumer = worker_service("asyncio", 50, PROFILES["defaults"], settings, "asyncio@h")
     assert consumer.argv[:4] == ("poollab", "consume", "-c", "50")
     assert "asyncio" in consumer.argv and consumer.env["POOLLAB_TASK_EVENTS"] == "false"

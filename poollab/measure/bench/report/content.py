@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Callable
 
 from poollab.measure.bench.report.charts import Chart
 from poollab.measure.bench.report.document import (
@@ -16,6 +17,7 @@ from poollab.measure.bench.report.document import (
     Para,
     TableBlock,
 )
+from poollab.measure.bench.report.models import execution_model
 from poollab.measure.bench.report.select import cells, main_mode, main_profile, workloads
 from poollab.measure.bench.report.verdict import describe_workload, recommendation, workload_verdict
 from poollab.measure.bench.results import BenchCell, BenchRun, MemoryMb
@@ -110,64 +112,47 @@ def _contention(doc: Document, run: BenchRun) -> None:
         doc.add(Para(text))
 
 
+# every column of the per-cell tables: a header and how to fill it, so that a column
+# cannot lose its header (nor a header its column)
+CELL_COLUMNS: list[tuple[str, Callable[[BenchCell, BenchRun], str]]] = [
+    ("pool", lambda c, r: c.pool),
+    ("c", lambda c, r: str(c.concurrency)),
+    ("ran as", lambda c, r: execution_model(c, r.references)),
+    ("profile", lambda c, r: c.profile),
+    ("mode", lambda c, r: c.mode),
+    ("jobs", lambda c, r: str(c.jobs)),
+    ("done", lambda c, r: str(c.completed)),
+    ("failed", lambda c, r: str(c.failed)),
+    ("jobs/s", lambda c, r: _f(c.throughput_per_s)),
+    ("ceiling/s", lambda c, r: _f(c.ceiling_per_s, ",.0f")),
+    ("of ceiling", lambda c, r: _pct(c.efficiency) + (" ⚠" if c.pathology else "")),
+    ("bound", lambda c, r: str(c.bound)),
+    ("× solo", lambda c, r: _f(c.x_solo, ".2f")),
+    ("steady s", lambda c, r: _f(c.steady_s, ".2f") + (" short" if c.short else "")),
+    ("p50 ms", lambda c, r: _f(c.latency_ms.get("p50"))),
+    ("p95 ms", lambda c, r: _f(c.latency_ms.get("p95"))),
+    ("p99 ms", lambda c, r: _f(c.latency_ms.get("p99"))),
+    ("max ms", lambda c, r: _f(c.latency_ms.get("max"))),
+    ("wait p50 ms", lambda c, r: _f(c.queue_wait_ms.get("p50"))),
+    ("RSS idle/peak/mean MB", lambda c, r: _memory(c.rss_mb)),
+    ("PSS idle/peak/mean MB", lambda c, r: _memory(c.pss_mb)),
+    ("USS idle/peak/mean MB", lambda c, r: _memory(c.uss_mb)),
+    ("cores", lambda c, r: _f(c.cpu_cores, ".2f")),
+    (
+        "CPU ms/job main/children",
+        lambda c, r: (
+            f"{_f(c.cpu_ms_per_job.main_ms, '.2f')}/{_f(c.cpu_ms_per_job.children_ms, '.2f')}"
+        ),
+    ),
+    ("other cores", lambda c, r: _f(c.contention.other_cores, ".2f")),
+    ("Redis commands/job", lambda c, r: _f(c.redis.commands_per_job, ".1f")),
+    ("Redis connections/job", lambda c, r: _f(c.redis.connections_per_job, ".2f")),
+]
+
+
 def _cell_table(doc: Document, workload: str, chosen: list[BenchCell], run: BenchRun) -> None:
-    headers = [
-        "pool",
-        "c",
-        "profile",
-        "mode",
-        "jobs",
-        "done",
-        "failed",
-        "jobs/s",
-        "ceiling/s",
-        "of ceiling",
-        "bound",
-        "× solo",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "max ms",
-        "wait p50 ms",
-        "RSS idle/peak/mean MB",
-        "PSS idle/peak/mean MB",
-        "USS idle/peak/mean MB",
-        "cores",
-        "other cores",
-        "Redis commands/job",
-        "Redis connections/job",
-    ]
-    rows = []
-    for c in chosen:
-        lat = c.latency_ms
-        rows.append(
-            [
-                c.pool,
-                str(c.concurrency),
-                c.profile,
-                c.mode,
-                str(c.jobs),
-                str(c.completed),
-                str(c.failed),
-                _f(c.throughput_per_s),
-                _f(c.ceiling_per_s, ",.0f"),
-                _pct(c.efficiency) + (" ⚠" if c.pathology else ""),
-                str(c.bound),
-                _f(c.x_solo, ".2f"),
-                _f(lat.get("p50")),
-                _f(lat.get("p95")),
-                _f(lat.get("p99")),
-                _f(lat.get("max")),
-                _f(c.queue_wait_ms.get("p50")),
-                _memory(c.rss_mb),
-                _memory(c.pss_mb),
-                _memory(c.uss_mb),
-                _f(c.cpu_cores, ".2f"),
-                _f(c.contention.other_cores, ".2f"),
-                _f(c.redis.commands_per_job, ".1f"),
-                _f(c.redis.connections_per_job, ".2f"),
-            ]
-        )
+    headers = [header for header, _ in CELL_COLUMNS]
+    rows = [[value(c, run) for _, value in CELL_COLUMNS] for c in chosen]
     params = chosen[0].params if chosen else {}
     doc.add(Heading(2, describe_workload(workload, params, run.references)))
     user_job = describe_run(run, workload)  # --job: the bare loop, how each consumer ran it

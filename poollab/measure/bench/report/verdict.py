@@ -1,10 +1,19 @@
-"""Plain-language verdicts: what each workload's numbers say, and which pool to pick."""
+"""Plain-language verdicts: what each workload's numbers say, and which pool to pick.
+
+Every sentence comes from a small template per case, filled from the figures, so that no
+case can produce a sentence that reads wrong: what each configuration ran its jobs on
+(``models``), like compared with like (CPU-bound jobs by the cores each configuration could
+use), and a recommendation that says what could make it wrong (flagged cells, a busy machine,
+cells too short, the spread of repeats).
+"""
 
 from __future__ import annotations
 
 import math
 
 from poollab.measure.bench.ceilings import PATHOLOGY_EFFICIENCY, References
+from poollab.measure.bench.report.explain import cpu_notes, why_not_parallel
+from poollab.measure.bench.report.models import asyncio_executor, cores_usable, execution_model
 from poollab.measure.bench.report.select import (
     best,
     best_per_pool,
@@ -19,6 +28,8 @@ CLOSE_ENOUGH = 0.9
 # pools whose Celery (or event-loop) work runs on one thread: one core at most
 ONE_THREAD_POOLS = frozenset({"solo", "threads", "gevent", "asyncio"})
 SATURATED_CORES = 0.85
+# workloads whose jobs are mostly their own CPU work: compared by the cores each could use
+CPU_BOUND = frozenset({"cpu"})
 
 
 def describe_workload(workload: str, params: dict[str, int], refs: References) -> str:
@@ -58,6 +69,17 @@ def _of_ceiling(cell: BenchCell) -> str:
     if not math.isfinite(eff):
         return ""
     return f" ({eff * 100:.0f}% of its {cell.bound}-bound ceiling of {cell.ceiling_per_s:,.0f}/s)"
+
+
+def _cores(k: int) -> str:
+    return "one core" if k == 1 else f"{k} cores"
+
+
+def _list(items: list[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def flagged_verdict(run: BenchRun, workload: str) -> str | None:
@@ -110,23 +132,53 @@ def prefork_memory_for(
     return children, main_uss + children * per_child
 
 
+def fastest_line(top: BenchCell, refs: References) -> str:
+    what = describe_workload(top.workload, top.params, refs)
+    return (
+        f"For {what}, **{top.pool} at c={top.concurrency}** ({execution_model(top, refs)}) "
+        f"was fastest: {_rate(top)}{_of_ceiling(top)}, with {_memory(top)} for the whole "
+        "consumer."
+    )
+
+
+def by_cores_lines(chosen: list[BenchCell], refs: References) -> list[str]:
+    """CPU-bound jobs, like with like: one line per number of cores the CPU work could use."""
+    groups: dict[int, list[BenchCell]] = {}
+    for cell in chosen:
+        groups.setdefault(cores_usable(cell, refs), []).append(cell)
+    if len(groups) < 2:
+        return []
+    lines = []
+    for k in sorted(groups):
+        members = groups[k]
+        top = best(members)
+        assert top is not None
+        items = [
+            f"{c.label} ({execution_model(c, refs)}) {_rate(c)}, "
+            f"{c.efficiency * 100:.0f}% of its ceiling"
+            for c in members
+            if math.isfinite(c.efficiency)
+        ]
+        lines.append(f"CPU work on {_cores(k)}: {'; '.join(items)}. Best of these: {top.label}.")
+    return lines
+
+
 def workload_verdict(run: BenchRun, workload: str) -> list[str]:
     profile, mode = main_profile(run), main_mode(run)
+    refs = run.references
     chosen = cells(run, workload=workload, mode=mode, profile=profile)
     top = best(chosen)
     if top is None:
         return []
-    what = describe_workload(workload, top.params, run.references)
-    lines = [
-        f"For {what}, **{top.pool} at c={top.concurrency}** was fastest: {_rate(top)}"
-        f"{_of_ceiling(top)}, with {_memory(top)} for the whole consumer."
-    ]
+    lines = [fastest_line(top, refs)]
+    if workload in CPU_BOUND:
+        lines += by_cores_lines(chosen, refs)
     saturated = [
         f"{c.label} ({c.cpu_cores:.2f})"
         for c in chosen
         if c.pool in ONE_THREAD_POOLS and c.cpu_cores >= SATURATED_CORES
     ]
-    if saturated and workload != "cpu":
+    if saturated and workload not in CPU_BOUND:
         lines.append(
             "CPU-bound on the one core their Python runs on (cores used): "
             + ", ".join(saturated)
@@ -145,7 +197,7 @@ def workload_verdict(run: BenchRun, workload: str) -> list[str]:
                 f"{_mb(prefork.uss_mb.peak)} USS; matching {top.pool}'s rate would "
                 f"take about {children} processes and {_mb(uss)} USS (scaled from its children)."
             )
-    if workload == "cpu" and solo:
+    if workload in CPU_BOUND and solo:
         solo_rate = solo.throughput_per_s
         ratios = [
             f"{pool} {cell.throughput_per_s / solo_rate:.2f}× (c={cell.concurrency})"
@@ -154,6 +206,8 @@ def workload_verdict(run: BenchRun, workload: str) -> list[str]:
         ]
         if ratios:
             lines.append(f"Against solo ({_rate(solo)}): " + ", ".join(ratios) + ".")
+        lines += why_not_parallel(chosen, solo, refs, run.config.busy_cores)
+    lines += cpu_notes(chosen, refs, solo)
     others = [
         f"{c.label} {_rate(c)} / {_mb(c.uss_mb.peak)}" for c in per_pool.values() if c is not top
     ]
@@ -162,12 +216,82 @@ def workload_verdict(run: BenchRun, workload: str) -> list[str]:
     flagged = flagged_verdict(run, workload)
     if flagged:
         lines.append(flagged)
+    short = [f"{c.label} {c.mode} ({c.short})" for c in cells(run, workload=workload) if c.short]
+    if short:
+        lines.append(
+            "Too short to be sure of (their rate includes ramping up and down): "
+            + "; ".join(short)
+            + "."
+        )
     return lines
 
 
+def executor_note(pick: BenchCell, refs: References) -> str | None:
+    """An asyncio pick for CPU work: say where that work ran, and what it compares with."""
+    if pick.pool != "asyncio" or pick.workload not in CPU_BOUND | {"mixed"}:
+        return None
+    kind, workers = asyncio_executor(pick, refs)
+    if kind == "process":
+        return (
+            f"Its CPU work ran in a {workers}-process pool beside the event loop: this compares "
+            "with prefork's processes, not with one event loop running the jobs itself."
+        )
+    if kind == "thread":
+        return (
+            f"Its CPU work ran in a {workers}-thread pool beside the event loop, all under one "
+            "GIL: this compares with the threads pool."
+        )
+    return "Its CPU work ran on the event loop itself: nothing else ran while a job computed."
+
+
+def caveats(pick: BenchCell, chosen: list[BenchCell], busy_cores: float) -> list[str]:
+    """What could make the recommendation wrong, each from the figures."""
+    found = []
+    if pick.pathology is not None:
+        cause = pick.pathology.cause or "cause not known"
+        found.append(f"{pick.label} itself is flagged ⚠ ({cause}: {pick.pathology.detail})")
+    flagged = [c.label for c in chosen if c.pathology is not None and c is not pick]
+    if flagged:
+        found.append(f"flagged ⚠ below 25% of their ceiling: {_list(flagged)}")
+    busy = [
+        f"{c.label} ({c.contention.other_cores:.2f})"
+        for c in chosen
+        if c.contention.other_cores > busy_cores
+    ]
+    if busy:
+        found.append(
+            f"other programs used more than {busy_cores:.2f} cores during {_list(busy)}: "
+            "those rates are lower than this machine can do"
+        )
+    short = [f"{c.label} ({c.short})" for c in chosen if c.short]
+    if short:
+        found.append(f"short cells: {_list(short)}")
+    found.append(_noise(pick, chosen))
+    return found
+
+
+def _noise(pick: BenchCell, chosen: list[BenchCell]) -> str:
+    if pick.throughput_spread is None:
+        return "one run per cell, so the noise between runs was not measured (`--repeat 3`)"
+    spread = pick.throughput_spread
+    text = f"{pick.label}'s repeats spread {spread * 100:.0f}%"
+    rivals = sorted(
+        (c for c in chosen if c is not pick and c.throughput_per_s > 0),
+        key=lambda c: abs(c.throughput_per_s - pick.throughput_per_s),
+    )
+    if rivals and pick.throughput_per_s > 0:
+        near = rivals[0]
+        gap = abs(near.throughput_per_s - pick.throughput_per_s) / pick.throughput_per_s
+        if gap <= spread:
+            text += f", more than its {gap * 100:.0f}% gap to {near.label}: call those two even"
+    return text
+
+
 def recommendation(run: BenchRun, workload: str) -> str | None:
-    """The pool and concurrency to use: the least memory among those close to the fastest."""
+    """The pool and concurrency to use: the least memory among those close to the fastest,
+    what it ran its jobs on, and the caveats."""
     profile, mode = main_profile(run), main_mode(run)
+    refs = run.references
     chosen = cells(run, workload=workload, mode=mode, profile=profile)
     top = best(chosen)
     if top is None:
@@ -178,9 +302,14 @@ def recommendation(run: BenchRun, workload: str) -> str | None:
     why = (
         "the fastest"
         if pick is top
-        else (f"within {100 - CLOSE_ENOUGH * 100:.0f}% of the fastest ({top.label}) on less memory")
+        else f"within {100 - CLOSE_ENOUGH * 100:.0f}% of the fastest ({top.label}) on less memory"
     )
-    return (
-        f"{workload}: **{pick.pool} -c {pick.concurrency}** ({why}: {_rate(pick)}, "
-        f"{_mb(pick.uss_mb.peak)} USS)."
-    )
+    parts = [
+        f"{workload}: **{pick.pool} -c {pick.concurrency}**, {execution_model(pick, refs)} "
+        f"({why}: {_rate(pick)}, {_mb(pick.uss_mb.peak)} USS)."
+    ]
+    note = executor_note(pick, refs)
+    if note:
+        parts.append(note)
+    parts.append("Caveats: " + "; ".join(caveats(pick, chosen, run.config.busy_cores)) + ".")
+    return " ".join(parts)
