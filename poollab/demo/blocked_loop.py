@@ -70,7 +70,7 @@ class _Case:
 def run(ctx: DemoContext) -> DemoResult:
     block_s = ctx.pick(0.1, 0.2)
     workers = ctx.pick(2, 4)
-    calls = ctx.pick(3, 3)
+    calls = ctx.pick(2, 3)
     steps = _steps_for(block_s)
     default_switch_ms = round(sys.getswitchinterval() * 1000, 3)
     rows: list[Row] = []
@@ -101,7 +101,7 @@ def run(ctx: DemoContext) -> DemoResult:
             )
             advance(1)
         consumer_rows = consumer_lag.measure(
-            jobs=ctx.pick(6, 20), steps=steps, on_each=lambda: advance(1)
+            jobs=ctx.pick(4, 20), steps=steps, on_each=lambda: advance(1)
         )
     verdict, reason = _verdict(rows, consumer_rows, block_s)
     return DemoResult(

@@ -7,6 +7,7 @@ runs on an embedded Redis of its own, takes the same CPU jobs and writes samples
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -29,67 +30,81 @@ START_TIMEOUT_S = 30.0
 
 
 def measure(jobs: int, steps: int, on_each: Callable[[], None]) -> list[Row]:
-    rows = []
-    with RedisServer() as server:
-        url = server.url + "/0"
-        for executor in EXECUTORS:
-            rows.append(_one(url, executor, jobs, steps))
-            on_each()
-    return rows
-
-
-def _one(url: str, executor: str, jobs: int, steps: int) -> Row:
+    """Start a consumer per executor at once (each on a queue of its own, so that starting
+    costs one wait, not three), then load them one at a time: an idle consumer only beats."""
     from celery import Celery
 
     from poollab.celery_config import make_celery
     from poollab.hooks.liveness import is_alive
-    from poollab.jobs import SENT_HEADER
     from poollab.settings import Settings
 
-    node = f"blocked-loop-{executor}@demo"
+    rows = []
+    with RedisServer() as server:
+        url = server.url + "/0"
+        settings = Settings(broker_url=url)
+        processes = {executor: _start(url, executor) for executor in EXECUTORS}
+        app: Celery = make_celery("blocked-loop", settings=settings)
+        try:
+            for executor, process in processes.items():
+                _wait_alive(process, functools.partial(is_alive, settings, _node(executor)))
+            for executor in EXECUTORS:
+                rows.append(_load(app, url, executor, jobs, steps))
+                on_each()
+        finally:
+            app.close()
+            for process in processes.values():
+                _stop(process)
+    return rows
+
+
+def _node(executor: str) -> str:
+    return f"blocked-loop-{executor}@demo"
+
+
+def _start(url: str, executor: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "POOLLAB_BROKER_URL": url,
         "POOLLAB_RESULT_BACKEND": "",
         "POOLLAB_SAMPLE_INTERVAL_S": str(SAMPLE_INTERVAL_S),
     }
-    argv = [sys.executable, "-m", "poollab.consumer", "-n", node, "--loop", "asyncio"]
-    argv += ["-c", str(CONCURRENCY), "--cpu-executor", executor, "--cpu-workers", "1"]
-    process = subprocess.Popen(
+    argv = [sys.executable, "-m", "poollab.consumer", "-n", _node(executor), "--loop", "asyncio"]
+    argv += ["-Q", f"blocked-loop-{executor}", "-c", str(CONCURRENCY)]
+    argv += ["--cpu-executor", executor, "--cpu-workers", "1"]
+    return subprocess.Popen(
         argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
     )
-    settings = Settings(broker_url=url)
-    app: Celery = make_celery("blocked-loop", settings=settings)
+
+
+def _load(app: Any, url: str, executor: str, jobs: int, steps: int) -> Row:
+    from poollab.jobs import SENT_HEADER
+
+    def send(count: int) -> list[dict[str, Any]]:
+        sent = [
+            app.send_task(
+                "poollab.cpu",
+                kwargs={"n": steps},
+                queue=f"blocked-loop-{executor}",
+                headers={SENT_HEADER: time.time()},
+            )
+            for _ in range(count)
+        ]
+        return [result.get(timeout=60) for result in sent]
+
+    # one job first, outside the window: starting the pool's workers is not what the lag
+    # should show, and the first job's imports neither
+    send(1)
+    time.sleep(2 * SAMPLE_INTERVAL_S)
+    since = time.time()
+    start = time.perf_counter()
+    values = send(jobs)
+    wall = time.perf_counter() - start
+    time.sleep(2 * SAMPLE_INTERVAL_S)  # the next sample carries the last job's lag
+    client = redis.Redis.from_url(url)
     try:
-        _wait_alive(process, lambda: is_alive(settings, node))
-
-        def send(count: int) -> list[dict[str, Any]]:
-            sent = [
-                app.send_task(
-                    "poollab.cpu",
-                    kwargs={"n": steps},
-                    queue="asyncio",
-                    headers={SENT_HEADER: time.time()},
-                )
-                for _ in range(count)
-            ]
-            return [result.get(timeout=60) for result in sent]
-
-        # one job first, outside the window: starting the pool's workers is not what the
-        # lag should show, and the first job's imports neither
-        send(1)
-        time.sleep(2 * SAMPLE_INTERVAL_S)
-        since = time.time()
-        start = time.perf_counter()
-        values = send(jobs)
-        wall = time.perf_counter() - start
-        time.sleep(2 * SAMPLE_INTERVAL_S)  # the next sample carries the last job's lag
-        client = redis.Redis.from_url(url)
-        samples = read_samples(client, "asyncio", since, time.time(), node)
-        client.close()
+        samples = read_samples(client, "asyncio", since, time.time(), _node(executor))
     finally:
-        app.close()
-        _stop(process)
+        client.close()
     lags = [s.loop_lag_s for s in samples if s.loop_lag_s is not None]
     runs = sorted(v["timings"]["finished"] - v["timings"]["started"] for v in values)
     return {
