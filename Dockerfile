@@ -22,6 +22,12 @@ COPY poollab ./poollab
 COPY loadtest ./loadtest
 RUN pip install --no-deps . && rm -rf build *.egg-info
 
+# Your own job modules (POOLLAB_JOBS): docker-compose.yml mounts ./jobs here, read-only, and
+# its modules import by their own names (POOLLAB_JOBS=mytasks for jobs/mytasks.py). The
+# folder exists without the mount too, so the path is never a dangling entry.
+ENV PYTHONPATH=/app/jobs
+RUN mkdir -p /app/jobs
+
 # Not root: a job runs whatever code its kind names, and nothing here needs privileges.
 # .poollab/ is where the lab writes (the collector's raw data, `poollab load` results).
 RUN useradd --create-home --uid 10001 lab \

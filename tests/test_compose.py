@@ -200,6 +200,18 @@ def test_flower_requires_basic_auth_from_the_environment_without_a_default() -> 
     assert load_compose()["services"]["flower"]["environment"]["FLOWER_BASIC_AUTH"] == FLOWER_AUTH
 
 
+def test_user_jobs_are_mounted_and_named_from_the_environment() -> None:
+    services = load_compose()["services"]
+    for name in ("producer", *WORKERS):
+        assert "./jobs:/app/jobs:ro" in services[name]["volumes"], name
+        assert services[name]["environment"]["POOLLAB_JOBS"] == "", name
+    chosen = load_compose({"FLOWER_BASIC_AUTH": FLOWER_AUTH, "POOLLAB_JOBS": "mytasks"})
+    assert chosen["services"]["worker-gevent"]["environment"]["POOLLAB_JOBS"] == "mytasks"
+    # the mount point is on the image's import path, and the folder is in the repository
+    assert "ENV PYTHONPATH=/app/jobs" in (ROOT / "Dockerfile").read_text()
+    assert (ROOT / "jobs" / "README.md").is_file()
+
+
 def test_locust_workers_can_scale() -> None:
     worker = load_compose()["services"]["locust-worker"]
     # a fixed name or host port would stop `--scale locust-worker=N`

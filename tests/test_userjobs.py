@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,3 +134,33 @@ def test_check_json() -> None:
     loop.append(loop)
     with pytest.raises(TypeError, match="JSON cannot encode: Circular reference"):
         userjobs.check_json(loop)
+
+
+def test_rss_is_the_calling_process_own_after_a_fork() -> None:
+    parent = userjobs.rss_kb()  # the parent's file is open from here on
+    assert parent is not None and parent > 1000
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child grows by 50 MB and reports its RSS before and after
+        before = userjobs.rss_kb()
+        held = b"\x01" * 50_000_000
+        os.write(write, f"{before} {userjobs.rss_kb()}".encode())
+        os._exit(0 if held else 1)
+    os.close(write)
+    before, after = (int(part) for part in os.read(read, 64).split())
+    os.waitpid(pid, 0)
+    os.close(read)
+    # the parent's figure, which a read of the parent's file would give, did not grow
+    assert after - before > 45_000, (before, after)
+    now = userjobs.rss_kb()
+    assert now is not None and now < parent + 10_000
+
+
+def test_measured_call_and_its_envelope(user_module: str) -> None:
+    outcome = userjobs.measured_call(userjobs.load_spec(f"{user_module}:add"), {"a": 1})
+    assert outcome.value == 2
+    result = userjobs.envelope(outcome, "solo", 1.0, 2.0)
+    assert result["value"] == 2 and result["pool"] == "solo"
+    assert result["timings"]["sent"] == 1.0 and result["timings"]["started"] == 2.0
+    assert result["rss_kb"] == {"before": outcome.rss_before_kb, "after": outcome.rss_after_kb}
+    assert outcome.rss_before_kb is not None and outcome.rss_before_kb > 1000

@@ -62,7 +62,7 @@ def die():
 
 
 def leak(kb):
-    _HELD.append(bytearray(kb * 1024))
+    _HELD.append(b"\x01" * (kb * 1024))
     return len(_HELD)
 '''
 
