@@ -76,6 +76,8 @@ class BenchLab:
         self.say = say or (lambda _m: None)
         self.lab: Lab | None = None
         self.settings: Settings | None = None
+        # the environment of the lab's processes: its broker and upstream (after start())
+        self.env: dict[str, str] = dict(environ)
         self.client: Celery | None = None
         self.redis: redis.Redis | None = None
         self.embedded = False
@@ -108,6 +110,7 @@ class BenchLab:
             "POOLLAB_SAMPLE_INTERVAL_S": str(self.sample_interval_s),
         }
         self.settings = settings
+        self.env = env
         self.lab = Lab(settings, env, self.run_dir, on_event=self.say)
         self.lab.redis = embedded
         self.redis = redis.Redis.from_url(broker_url, socket_timeout=10.0)

@@ -82,8 +82,8 @@ class Runner:
         self.cores = usable_cores()
         # with --job, every consumer imports the job's module (POOLLAB_JOBS, the cwd on
         # PYTHONPATH) and the bare loop runs in that environment too
-        self.environ = worker_environ(environ, config.user_jobs)
-        self.lab = BenchLab(self.environ, config.out / "lab", config.sample_interval_s)
+        lab_environ = worker_environ(environ, config.user_jobs)
+        self.lab = BenchLab(lab_environ, config.out / "lab", config.sample_interval_s)
         self.records: list[BenchCell] = []
         self.cpu_job_s = 0.0
 
@@ -257,7 +257,8 @@ class Runner:
             calibrate_async(builtin, config.job_params, url) if "asyncio" in config.pools else {}
         )
         try:
-            user = calibrate_user(config.user_jobs, self.cores, self.environ)
+            # the lab's environment: a job that calls the upstream calls the bench's own
+            user = calibrate_user(config.user_jobs, self.cores, self.lab.env)
         except ProbeError as exc:
             raise BenchError(str(exc)) from None
         return References(

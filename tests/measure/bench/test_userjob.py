@@ -18,6 +18,7 @@ from poollab.measure.bench.userjob import (
     read_param_sets,
     worker_environ,
 )
+from tests.measure.bench.usermodule import importable_module
 
 POOLLAB = str(Path(sys.executable).parent / "poollab")
 
@@ -38,13 +39,7 @@ NOT_CALLABLE = 3
 
 @pytest.fixture
 def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A module the lab has never seen, importable from the cwd (a name of its own per test,
-    so that no test finds another's in sys.modules)."""
-    name = f"h2_{tmp_path.name.replace('-', '_').lower()}"
-    (tmp_path / f"{name}.py").write_text(MODULE)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return name
+    return importable_module(tmp_path, monkeypatch, "h2", MODULE)
 
 
 def test_one_workload_per_parameter_set_named_after_the_function(user_module: str) -> None:

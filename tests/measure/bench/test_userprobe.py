@@ -12,6 +12,7 @@ import pytest
 from poollab.measure.bench.config import UserWorkload
 from poollab.measure.bench.userjob import ProbeError, calibrate_user
 from poollab.measure.bench.userprobe import probe
+from tests.measure.bench.usermodule import importable_module
 
 MODULE = """
 import asyncio, time
@@ -40,11 +41,7 @@ def fails(n):
 
 @pytest.fixture
 def module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    name = f"h2p_{tmp_path.name.replace('-', '_').lower()}"
-    (tmp_path / f"{name}.py").write_text(MODULE)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return name
+    return importable_module(tmp_path, monkeypatch, "h2p", MODULE)
 
 
 def test_a_sleeping_job_waits_and_its_calls_overlap_on_threads(module: str) -> None:
