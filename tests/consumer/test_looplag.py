@@ -15,6 +15,7 @@ from poollab import jobs
 from poollab.consumer.looplag import LoopLag
 from poollab.hooks.sampler import Sample
 from poollab.measure.samples import read_samples
+from poollab.services.collector.metrics import CollectorMetrics
 
 from .conftest import ConsumerFactory
 
@@ -108,6 +109,14 @@ def test_the_real_consumer_reports_its_loop_lag(
     lags = [s.loop_lag_s for s in samples if s.loop_lag_s is not None]
     assert lags, [s for s in samples]
     worst = max(lags)
+    # the collector turns the consumer's own samples into its Prometheus gauge
+    metrics = CollectorMetrics()
+    for sample in samples:
+        metrics.observe_sample(sample)
+    labels = {"pool": "asyncio", "node": samples[-1].node}
+    assert metrics.registry.get_sample_value("poollab_event_loop_lag_seconds", labels) == (
+        samples[-1].loop_lag_s
+    )
     if executor == "inline":
         # the loop could not wake while a job ran: at least one job's run time late
         assert worst >= 0.9 * run_s, (lags, run_s)
