@@ -8,6 +8,8 @@ that only POOLLAB_JOBS and PYTHONPATH point at.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -191,3 +193,30 @@ def test_a_leaking_job_shows_its_growth_and_its_prefork_child_is_replaced(
     assert not psutil.pid_exists(pid), "the leaking prefork child was not replaced"
     after = _send(user_lab, "prefork", "testjobs:add", {"a": 1})[0]
     assert wait_for(client, [after], timeout=60)[after]["status"] == "SUCCESS"
+
+
+def test_poollab_submit_sends_a_registered_user_job_and_refuses_another(
+    user_lab: Lab, jobs_dir: Path
+) -> None:
+    poollab = str(Path(sys.executable).parent / "poollab")
+    base = [poollab, "submit", "--pool", "threads", "--kind", "user"]
+    ok = subprocess.run(
+        [*base, "--task", "testjobs:add_async", "--params", '{"a": 1}', "--count", "3",
+         "--wait", "--json", "--timeout", "60"],
+        env=user_lab.env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    summary = json.loads(ok.stdout)
+    assert summary["completed"] == 3 and summary["failed"] == 0, summary
+    for task, params, flag in (
+        ("trapjobs:steal", "{}", "--task: not a registered job"),
+        ("testjobs:add", '{"nope": 1}', "--params: testjobs:add(a, b=1)"),
+        ("testjobs:add", "[1]", "--params: must be a JSON object"),
+    ):
+        refused = subprocess.run(
+            [*base, "--task", task, "--params", params],
+            env=user_lab.env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert refused.returncode == 2, refused.stderr
+        assert flag in refused.stderr, refused.stderr
+    assert not trap_imported(jobs_dir)
