@@ -16,6 +16,8 @@ from poollab.demo.result import Cell, DemoResult, Row, Verdict
 from poollab.measure import charts
 
 COLUMNS = ["kind", "workers", "seconds", "speedup", "cores_used"]
+# serial calls of pure Python keep one core busy; much less means others took the core
+SERIAL_CORE_SHARE = 0.8
 
 
 def measure(
@@ -82,6 +84,7 @@ def judged(
     others = [str(r["kind"]) for r in rows if r["kind"] not in ("serial", kind)]
     if verdict is Verdict.HELD and others:
         reason += "; " + ", ".join(f"{k} {speedup(rows, k):.2f}x" for k in others)
+    verdict, reason = starved(rows, verdict, reason)
     needed = scaling.needed_speedup(usable)
     return DemoResult(
         name=name,
@@ -100,6 +103,20 @@ def judged(
         ],
         chart=chart(ctx, name, rows, needed, f"poollab demo {name}: {kind} against serial"),
         quick=ctx.quick,
+    )
+
+
+def starved(rows: list[Row], verdict: Verdict, reason: str) -> tuple[Verdict, str]:
+    """Inconclusive, whatever the speed-ups, when the serial calls did not get a whole core:
+    every speed-up is over them, so other programs' load would inflate all of them."""
+    serial = next(row for row in rows if row["kind"] == "serial")
+    share = float(serial["cores_used"] or 0)
+    if share >= SERIAL_CORE_SHARE:
+        return verdict, reason
+    return Verdict.INCONCLUSIVE, (
+        f"{reason}; but the serial calls got only {share:.2f} of a core (other programs took "
+        f"the rest; under {SERIAL_CORE_SHARE} makes every speed-up over them unfair): run it "
+        "again on a quiet machine"
     )
 
 
