@@ -49,7 +49,7 @@ METHODS = ("blocking, one after another", "blocking, a thread each", "selector l
 
 @dataclass
 class _Run:
-    method: str
+    method: str = ""
     wall_s: float = 0.0
     ok: int = 0
     threads: set[int] = field(default_factory=set)
@@ -118,8 +118,8 @@ def run(ctx: DemoContext) -> DemoResult:
     )
 
 
-def _timed(method: str, work: Callable[[_Run, float], None]) -> _Run:
-    done = _Run(method)
+def _timed(work: Callable[[_Run, float], None]) -> _Run:
+    done = _Run()
     start = time.perf_counter()
     work(done, start)
     done.wall_s = time.perf_counter() - start
@@ -131,7 +131,7 @@ def _serial(port: int, count: int, timeout: float) -> _Run:
         for _ in range(count):
             _one_blocking(done, port, timeout, start)
 
-    return _timed("", work)
+    return _timed(work)
 
 
 def _threaded(port: int, count: int, timeout: float) -> _Run:
@@ -146,7 +146,7 @@ def _threaded(port: int, count: int, timeout: float) -> _Run:
         for thread in threads:
             thread.join(max(0.0, give_up - time.monotonic()))
 
-    return _timed("", work)
+    return _timed(work)
 
 
 def _one_blocking(done: _Run, port: int, timeout: float, start: float) -> None:
@@ -165,7 +165,7 @@ def _selector(port: int, count: int, timeout: float) -> _Run:
         done.ok = sum(answer == REQUEST for answer, _ in answers)
         done.finished_s = [t - start for _, t in answers]
 
-    return _timed("", work)
+    return _timed(work)
 
 
 # --- the talk's event loop, by hand: what `docs/TALK.md` quotes -------------------------
@@ -225,7 +225,7 @@ def _asyncio(port: int, count: int, timeout: float) -> _Run:
 
         asyncio.run(main())
 
-    return _timed("", work)
+    return _timed(work)
 
 
 def _verdict(rows: list[Row], count: int, delay: float) -> tuple[Verdict, str]:
