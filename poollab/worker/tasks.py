@@ -55,7 +55,12 @@ class CheckedRequest(Request):  # type: ignore[misc]
             raise InvalidTaskError(f"malformed task message: {exc!r}") from exc
 
 
-def _task_options(kind: str, task_name: str, settings: Settings) -> dict[str, Any]:
+def _task_options(kind: jobs.JobKind, settings: Settings) -> dict[str, Any]:
+    return _options(kind.name, kind.task_name, settings)
+
+
+def _options(kind: str, task_name: str, settings: Settings) -> dict[str, Any]:
+    """A task's options: the time limits (and retries) of its kind, user jobs' included."""
     soft, hard = settings.time_limits(kind)
     options: dict[str, Any] = {
         "name": task_name,
@@ -110,7 +115,7 @@ def _check_settings(settings: Settings) -> None:
 
 
 def _register(kind: jobs.JobKind, settings: Settings) -> Task:
-    @app.task(**_task_options(kind.name, kind.task_name, settings))  # type: ignore[untyped-decorator]
+    @app.task(**_task_options(kind, settings))  # type: ignore[untyped-decorator]
     def run_job(self: Task, **kwargs: Any) -> dict[str, Any]:
         started = time.time()
         sent = getattr(self.request, jobs.SENT_HEADER, None)
@@ -122,7 +127,7 @@ def _register(kind: jobs.JobKind, settings: Settings) -> Task:
 
 
 def _register_user(job: userjobs.UserJob, settings: Settings) -> Task:
-    options = _task_options(userjobs.USER_KIND, job.task_name, settings)
+    options = _options(userjobs.USER_KIND, job.task_name, settings)
 
     @app.task(**options)  # type: ignore[untyped-decorator]
     def run_user_job(self: Task, **kwargs: Any) -> dict[str, Any]:

@@ -220,3 +220,21 @@ def test_poollab_submit_sends_a_registered_user_job_and_refuses_another(
         assert refused.returncode == 2, refused.stderr
         assert flag in refused.stderr, refused.stderr
     assert not trap_imported(jobs_dir)
+
+
+def test_user_jobs_have_the_time_limits_of_the_kind_user() -> None:
+    from poollab.settings import Settings
+    from poollab.worker import tasks
+
+    settings = Settings(soft_time_limit_s_by_kind={"user": 1}, time_limit_s_by_kind={"user": 2})
+    tasks._check_settings(settings)
+    options = tasks._options("user", "poollab.user.m.f", settings)
+    assert (options["name"], options["soft_time_limit"], options["time_limit"]) == (
+        "poollab.user.m.f",
+        1,
+        2,
+    )
+    with pytest.raises(ValueError, match="user: the soft time limit"):
+        tasks._check_settings(
+            Settings(soft_time_limit_s_by_kind={"user": 3}, time_limit_s_by_kind={"user": 2})
+        )
