@@ -64,7 +64,9 @@ def _row(
         str(level),
         figure(drain and drain.throughput_per_s),
         figure(live and live.throughput_per_s),
-        f"{percent(main.efficiency)} {main.bound}{' ⚠' if main.pathology else ''}",
+        f"{percent(main.efficiency)} {main.bound}{' ⚠' if main.pathology else ''}"
+        # too little steady state to trust the rate (see poollab.measure.bench.steady)
+        + (" short" if main.short else ""),
         f"{figure(lat.get('p50'), ',.0f')}/{figure(lat.get('p99'), ',.0f')}",
         f"{figure(main.rss_mb.idle, '.0f')}→{figure(main.rss_mb.peak, '.0f')}",
         figure(main.pss_mb.peak, ".0f"),
@@ -87,7 +89,8 @@ def print_summary(run: BenchRun, console: Console) -> None:
     console.print(
         f"ceilings: the least of slots (c / (latency + body CPU)), cores (usable cores / "
         f"body CPU, {refs.cores} on this machine) and, live, the offered rate; job bodies' "
-        f"CPU in a bare loop: {bodies}; ⚠ below 25% of the ceiling"
+        f"CPU in a bare loop: {bodies}; ⚠ below 25% of the ceiling; short: steady state "
+        "below --cell-s"
     )
     for mode, figures in (("drain", run.publisher.drain), ("live", run.publisher.live)):
         if figures is not None:

@@ -97,7 +97,9 @@ def _contention(doc: Document, run: BenchRun) -> None:
         for c in run.cells
         if c.contention.other_cores > limit
     ]
-    if disturbed:
+    if disturbed and len(disturbed) == len(run.cells):
+        text += f" Every cell shared the machine with more than {limit:.2f} cores of other work."
+    elif disturbed:
         text += (
             f" Cells that shared the machine with more than {limit:.2f} cores of other work, "
             "to read with care: " + "; ".join(disturbed) + "."

@@ -47,7 +47,7 @@ def execution_model(cell: BenchCell, refs: References) -> str:
         return "one thread"
     if cell.pool == "asyncio":
         if cell.workload not in EXECUTOR_WORKLOADS:
-            return f"one event loop ({_plural(c, 'task', 'tasks')} at most)"
+            return f"one event loop, up to {_plural(c, 'task', 'tasks')} at once"
         kind, workers = asyncio_executor(cell, refs)
         if kind == "process":
             return f"one event loop + a {workers}-process CPU executor"

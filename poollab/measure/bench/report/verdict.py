@@ -135,7 +135,7 @@ def prefork_memory_for(
 def fastest_line(top: BenchCell, refs: References) -> str:
     what = describe_workload(top.workload, top.params, refs)
     return (
-        f"For {what}, **{top.pool} at c={top.concurrency}** ({execution_model(top, refs)}) "
+        f"For {what}, **{top.pool} at c={top.concurrency}** — {execution_model(top, refs)} — "
         f"was fastest: {_rate(top)}{_of_ceiling(top)}, with {_memory(top)} for the whole "
         "consumer."
     )
@@ -154,7 +154,7 @@ def by_cores_lines(chosen: list[BenchCell], refs: References) -> list[str]:
         top = best(members)
         assert top is not None
         items = [
-            f"{c.label} ({execution_model(c, refs)}) {_rate(c)}, "
+            f"{c.label} — {execution_model(c, refs)} — {_rate(c)}, "
             f"{c.efficiency * 100:.0f}% of its ceiling"
             for c in members
             if math.isfinite(c.efficiency)
@@ -305,8 +305,8 @@ def recommendation(run: BenchRun, workload: str) -> str | None:
         else f"within {100 - CLOSE_ENOUGH * 100:.0f}% of the fastest ({top.label}) on less memory"
     )
     parts = [
-        f"{workload}: **{pick.pool} -c {pick.concurrency}**, {execution_model(pick, refs)} "
-        f"({why}: {_rate(pick)}, {_mb(pick.uss_mb.peak)} USS)."
+        f"{workload}: **{pick.pool} -c {pick.concurrency}** — {execution_model(pick, refs)} — "
+        f"{why}: {_rate(pick)}, {_mb(pick.uss_mb.peak)} USS."
     ]
     note = executor_note(pick, refs)
     if note:

@@ -62,7 +62,7 @@ def test_each_configuration_says_what_it_ran_its_jobs_on() -> None:
     )
     inline = [*CONSUMER, "--cpu-executor", "inline"]
     assert model("asyncio", 2, argv=inline) == "one event loop, CPU work inline on the loop"
-    assert model("asyncio", 100, "io", CONSUMER) == "one event loop (100 tasks at most)"
+    assert model("asyncio", 100, "io", CONSUMER) == "one event loop, up to 100 tasks at once"
 
 
 def cpu_run(*cells: BenchCell) -> list[BenchCell]:
@@ -84,16 +84,16 @@ def test_cpu_jobs_are_compared_at_the_cores_each_configuration_could_use() -> No
     for line in lines:
         assert_clean(line)
     assert lines[0].startswith("For CPU jobs (n=100,000, ≈ 10.0 ms of CPU each in a bare loop), "
-                               "**prefork at c=2** (2 processes) was fastest: 170 jobs/s "
+                               "**prefork at c=2** — 2 processes — was fastest: 170 jobs/s "
                                "(85% of its cores-bound ceiling of 200/s)")  # fmt: skip
     assert (
-        "CPU work on one core: solo c=1 (one thread) 90 jobs/s, 90% of its ceiling; "
-        "threads c=2 (2 threads in one process (one GIL)) 80 jobs/s, 80% of its ceiling. "
+        "CPU work on one core: solo c=1 — one thread — 90 jobs/s, 90% of its ceiling; "
+        "threads c=2 — 2 threads in one process (one GIL) — 80 jobs/s, 80% of its ceiling. "
         "Best of these: solo c=1."
     ) in lines
     assert (
-        "CPU work on 2 cores: prefork c=2 (2 processes) 170 jobs/s, 85% of its ceiling; "
-        "asyncio c=2 (one event loop + a 2-process CPU executor) 160 jobs/s, 80% of its "
+        "CPU work on 2 cores: prefork c=2 — 2 processes — 170 jobs/s, 85% of its ceiling; "
+        "asyncio c=2 — one event loop + a 2-process CPU executor — 160 jobs/s, 80% of its "
         "ceiling. Best of these: prefork c=2."
     ) in lines
     assert (
@@ -106,8 +106,8 @@ def test_cpu_jobs_are_compared_at_the_cores_each_configuration_could_use() -> No
     assert pick is not None
     assert_clean(pick)
     assert pick.startswith(
-        "cpu: **asyncio -c 2**, one event loop + a 2-process CPU executor (within 10% of the "
-        "fastest (prefork c=2) on less memory: 160 jobs/s, 70 MB USS)."
+        "cpu: **asyncio -c 2** — one event loop + a 2-process CPU executor — within 10% of "
+        "the fastest (prefork c=2) on less memory: 160 jobs/s, 70 MB USS."
     )
     assert (
         "Its CPU work ran in a 2-process pool beside the event loop: this compares with "
@@ -140,7 +140,7 @@ def test_the_caveats_name_flags_a_busy_machine_short_cells_and_noise() -> None:
     assert pick is not None
     assert_clean(pick)
     # solo is within 10% of prefork on less memory; each caveat from its own template
-    assert pick.startswith("cpu: **solo -c 1**, one thread (within 10% of the fastest")
+    assert pick.startswith("cpu: **solo -c 1** — one thread — within 10% of the fastest")
     assert "flagged ⚠ below 25% of their ceiling: gevent c=2" in pick
     assert (
         "other programs used more than 0.35 cores during prefork c=2 (0.95): those rates are "
@@ -177,9 +177,16 @@ def test_the_cpu_notes_say_where_the_cpu_went_from_the_per_process_figures() -> 
         "148 jobs/s, where the 2-core bound alone says 200."
     )
     assert cpu_note(threads, REFS, solo) == (
-        "threads c=2: 15.00 ms of CPU per job in its one process (solo: 11.00 ms) for a body "
-        "of 10.00 ms: 5.00 ms per job (50% of the body) went to the consumer's own path and to "
-        "passing the GIL between its threads, so its one core allows at most 67 jobs/s."
+        "threads c=2: 15.00 ms of CPU per job in its one process for a body of 10.00 ms: "
+        "5.00 ms per job (50% of the body) went to the consumer's own path, 4.00 ms more than "
+        "solo's 11.00 ms, so its one core allows at most 67 jobs/s."
+    )
+    # a path as costly as solo's: the threads added nothing worth a word
+    solo_like = replace(solo, cpu_ms_per_job=CpuPerJob(11.5, 0.0, 0))
+    assert cpu_note(replace(threads, cpu_ms_per_job=CpuPerJob(12.6, 0.0, 0)), REFS, solo_like) == (
+        "threads c=2: 12.60 ms of CPU per job in its one process for a body of 10.00 ms: "
+        "2.60 ms per job (26% of the body) went to the consumer's own path, as much as solo's "
+        "11.50 ms, so its one core allows at most 79 jobs/s."
     )
     # a small share, an unmeasured split or a body of almost no CPU: no note
     assert cpu_note(replace(prefork, cpu_ms_per_job=CpuPerJob(1.0, 10.5, 2)), REFS, solo) is None
