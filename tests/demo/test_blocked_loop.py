@@ -35,7 +35,7 @@ def test_an_inline_blocking_call_stops_the_loop_for_at_least_its_duration(
         assert num(row, "beats") >= 1
 
 
-def test_the_real_consumer_reports_a_large_lag_only_inline(
+def test_the_real_consumer_reports_its_lag_inline_at_least_a_job(
     quick_result: Callable[[str], DemoResult],
 ) -> None:
     result = quick_result("blocked-loop")
