@@ -32,6 +32,7 @@ from typing import Any, Literal
 from poollab import jobs
 from poollab.consumer.config import ConsumerConfig
 from poollab.measure.bench.config import WAITING_WORKLOADS
+from poollab.userjobs import GEVENT_ASYNC_THREADS
 
 Bound = Literal["slots", "cores", "offered", "unknown"]
 
@@ -396,8 +397,9 @@ def user_bounds(
     slots = slots / wall per call; cores = the least of (cores the calling thread's own CPU
     can spread over) / its CPU per call and (the machine's cores) / all the CPU a call uses
     (its threads', its children's). The first is 1 for one-thread configurations (solo,
-    gevent, the asyncio consumer's loop), the threads' measured overlap for threads and a
-    thread executor, ``min(c, cores)`` for prefork and a process executor.
+    gevent, the asyncio consumer's loop), the threads' measured overlap for threads, a
+    thread executor and gevent's native threads for async callables, ``min(c, cores)`` for
+    prefork and a process executor.
     """
     cores = refs.cores
     spread = min(concurrency, cores)
@@ -408,6 +410,10 @@ def user_bounds(
         own_cores = spread
     elif pool == "threads":
         own_cores = threads_cores(spread, cal.thread_overlap)
+    elif pool == "gevent" and cal.is_async:
+        # each asyncio.run goes to a native thread of the hub's threadpool
+        slots = float(min(concurrency, GEVENT_ASYNC_THREADS))
+        own_cores = threads_cores(min(spread, GEVENT_ASYNC_THREADS), cal.thread_overlap)
     elif pool == "asyncio" and cal.is_async:
         own_s = cpu_s = cal.loop_cpu_ms / 1000
         wall_s = cal.loop_wall_ms / 1000

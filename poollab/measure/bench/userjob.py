@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from poollab.measure.bench.ceilings import ASYNCIO_EXECUTOR, UserCalibration
 from poollab.measure.bench.config import WORKLOADS, ConfigError, UserWorkload
+from poollab.userjobs import GEVENT_ASYNC_THREADS
 
 if TYPE_CHECKING:
     from poollab.measure.bench.results import BenchRun
@@ -137,6 +138,11 @@ def how_run(workload: UserWorkload, pool: str, consumer_argv: list[str] | tuple[
             return "awaited on the consumer's event loop, as one of its tasks"
         return f"in the consumer's {consumer_executor(consumer_argv)} executor, off its loop"
     where = WHERE.get(pool, f"by the {pool} pool")
+    if workload.is_async and pool == "gevent":
+        return (
+            "`asyncio.run` per job (a new event loop each time), in a native thread of gevent's "
+            f"hub threadpool (up to {GEVENT_ASYNC_THREADS}) while its greenlet waits"
+        )
     if workload.is_async:
         return f"`asyncio.run` per job (a new event loop each time), {where}"
     return f"called {where}"

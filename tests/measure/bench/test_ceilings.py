@@ -75,6 +75,13 @@ def test_an_async_callable_on_the_asyncio_consumer_uses_its_loop_figures() -> No
     assert bound == "slots" and per_s == pytest.approx(100 / 0.0101, rel=1e-3)
     # the Celery pools run it through asyncio.run per job: those figures
     assert at(coro, "solo", 1)[0] == pytest.approx(1 / 0.0104, rel=1e-3)
+    # gevent runs each asyncio.run in a native thread of its hub's pool: threads' bounds
+    spin = replace(coro, cpu_ms=5.0, thread_cpu_ms=5.0, wall_ms=5.0, thread_overlap=0.0)
+    assert at(spin, "gevent", 100) == (200.0, "cores")
+    assert at(replace(spin, thread_overlap=1.0), "gevent", 100) == (400.0, "cores")
+    # ... at most 100 of them: c=500 has 100 slots
+    light = replace(coro, cpu_ms=0.01, thread_cpu_ms=0.01)
+    assert at(light, "gevent", 500)[0] == pytest.approx(100 / 0.0104, rel=1e-3)
 
 
 def test_no_figure_no_ceiling() -> None:

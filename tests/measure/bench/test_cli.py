@@ -3,6 +3,7 @@ through all five consumers by one command each, against ceilings from its own ba
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -13,8 +14,11 @@ from pathlib import Path
 import pytest
 
 from poollab.launcher.redis_server import RedisServer
+from poollab.measure.bench.cli import add_parser, build_config
+from poollab.measure.bench.config import BenchConfig
 from poollab.measure.bench.results import load_results
 from tests.conftest import service_env
+from tests.measure.bench.usermodule import importable_module
 
 POOLLAB = str(Path(sys.executable).parent / "poollab")
 POOLS = {"prefork", "threads", "gevent", "solo", "asyncio"}
@@ -33,6 +37,30 @@ async def anap(ms):
     await asyncio.sleep(ms / 1000)
     return {"slept": ms}
 """
+
+
+def _config(*argv: str) -> BenchConfig:
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    return build_config(parser.parse_args(["bench", *argv]))
+
+
+def test_job_replaces_the_builtin_workloads_unless_workloads_are_given_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = importable_module(tmp_path, monkeypatch, "h2c", MODULE)
+    alone = _config("--quick", "--job", f"{module}:nap", "--params", '{"ms": 5}')
+    assert alone.workloads == ("nap",)
+    assert alone.job_params("nap") == {"ms": 5}
+    assert alone.builtin_workloads == () and alone.quick
+    both = _config("--job", f"{module}:anap", "--params", '{"ms": 5}', "--workloads", "cpu")
+    assert both.workloads == ("cpu", "anap") and both.builtin_workloads == ("cpu",)
+    sets = tmp_path / "sets.json"
+    sets.write_text(json.dumps([{"ms": 1}, {"ms": 2}, {"ms": 3}]))
+    swept = _config("--job", f"{module}:nap", "--params-file", str(sets))
+    assert swept.workloads == ("nap#1", "nap#2", "nap#3")
+    assert [swept.job_params(w) for w in swept.workloads] == [{"ms": 1}, {"ms": 2}, {"ms": 3}]
+    assert _config().user_jobs == ()
 
 
 @pytest.mark.parametrize(("function", "database"), [("nap", 6), ("anap", 7)])

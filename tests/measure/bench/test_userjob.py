@@ -119,9 +119,9 @@ def test_how_each_consumer_ran_a_plain_and_an_async_callable() -> None:
     plain = UserWorkload("f", "m:f", "m", "poollab.user.m.f", False, {})
     coro = UserWorkload("g", "m:g", "m", "poollab.user.m.g", True, {})
     assert how_run(plain, "prefork", []) == "called in a prefork child process"
-    assert "asyncio.run" in how_run(coro, "gevent", []) and "greenlet" in how_run(
-        coro, "gevent", []
-    )
+    assert "asyncio.run" in how_run(coro, "solo", []) and "only thread" in how_run(coro, "solo", [])
+    assert "native thread of gevent's hub threadpool" in how_run(coro, "gevent", [])
+    assert "greenlet (it yields" in how_run(plain, "gevent", [])
     assert "asyncio.run" not in how_run(plain, "threads", [])
     assert how_run(coro, "asyncio", ["poollab", "consume"]).startswith("awaited on the consumer's")
     assert "process executor" in how_run(plain, "asyncio", ["poollab", "consume"])
