@@ -58,9 +58,7 @@ class CpuRunner:
         )
 
     async def __call__(self, fn: Callable[[int], int], n: int) -> int:
-        if self._executor is None:
-            return fn(n)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, n)
+        return await self.run(fn, n)
 
     async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
         """``fn(*args)`` where CPU work runs (a user's plain callable, any arguments).

@@ -12,6 +12,7 @@ import pytest
 import redis
 from celery import Celery
 
+from poollab import jobs
 from poollab.hooks.liveness import alive_key
 from poollab.producer.publish import wait_for
 from tests.consumer.conftest import ConsumerFactory
@@ -77,4 +78,8 @@ def test_failures_are_stored_and_the_consumer_goes_on(
     assert died["status"] == "FAILURE" and died["result"]["exc_type"] == "BrokenProcessPool"
     after = _run(client, "add", a=1)
     assert after["status"] == "SUCCESS", after
+    # the built-in cpu kind runs in the same executor: it too finds the new pool
+    task_id = client.send_task("poollab.cpu", kwargs={"n": 1000}, queue="asyncio").id
+    cpu = wait_for(client, [task_id], timeout=60)[task_id]
+    assert cpu["status"] == "SUCCESS" and cpu["result"]["value"] == jobs.cpu_work(1000), cpu
     assert consumer.process.poll() is None
