@@ -207,6 +207,11 @@ def test_user_jobs_are_mounted_and_named_from_the_environment() -> None:
         assert services[name]["environment"]["POOLLAB_JOBS"] == "", name
     chosen = load_compose({"FLOWER_BASIC_AUTH": FLOWER_AUTH, "POOLLAB_JOBS": "mytasks"})
     assert chosen["services"]["worker-gevent"]["environment"]["POOLLAB_JOBS"] == "mytasks"
+    # the others do not import them (Flower would, through the worker app, without the folder)
+    for name in ("flower", "collector", "locust", "locust-worker", "upstream"):
+        assert "POOLLAB_JOBS" not in services[name].get("environment", {}), name
+    # everything else of the shared environment is still there
+    assert services["producer"]["environment"]["POOLLAB_BROKER_URL"] == "redis://redis:6379/0"
     # the mount point is on the image's import path, and the folder is in the repository
     assert "ENV PYTHONPATH=/app/jobs" in (ROOT / "Dockerfile").read_text()
     assert (ROOT / "jobs" / "README.md").is_file()
