@@ -14,6 +14,7 @@ import asyncio
 import json
 import math
 import resource
+import statistics
 import sys
 import threading
 import time
@@ -33,7 +34,7 @@ SECONDS = 0.3
 MAX_CALLS = 5_000
 # the threads test runs only while N calls in a row and N at once fit in this many seconds
 THREADS_BUDGET_S = 2.0
-THREADS_ROUNDS = 3
+THREADS_ROUNDS = 5
 
 
 def process_cpu_s() -> float:
@@ -43,21 +44,23 @@ def process_cpu_s() -> float:
 
 
 def thread_speedup(call: Callable[[], Any], threads: int, wall_s: float) -> float:
-    """Serial wall ÷ parallel wall for ``threads`` calls, the least of each over a few rounds;
-    NaN when that would take more than THREADS_BUDGET_S."""
+    """Serial wall ÷ parallel wall for ``threads`` calls: the median over a few rounds, each
+    timing the two back to back (a burst of other work on the machine then falls on one round,
+    not on every serial or every parallel timing); NaN when a round would take more than
+    THREADS_BUDGET_S."""
     if wall_s * threads * 2 > THREADS_BUDGET_S:
         return math.nan
-    serial = parallel = math.inf
+    ratios = []
     deadline = time.perf_counter() + THREADS_BUDGET_S
     for _ in range(THREADS_ROUNDS):
         began = time.perf_counter()
         for _ in range(threads):
             call()
-        serial = min(serial, time.perf_counter() - began)
-        parallel = min(parallel, _at_once(call, threads))
+        serial = time.perf_counter() - began
+        ratios.append(serial / max(_at_once(call, threads), 1e-9))
         if time.perf_counter() > deadline:
             break
-    return serial / max(parallel, 1e-9)
+    return statistics.median(ratios)
 
 
 def _at_once(call: Callable[[], Any], threads: int) -> float:
