@@ -1,10 +1,11 @@
 """``poollab bench --job MODULE:FUNCTION``: the user's own callable as the bench's workloads.
 
-Everything here runs before the lab starts, so that a bad ``--job`` or ``--params`` is
-refused with a message and nothing is started: the callable must import, be callable, and
-accept each parameter set (``inspect.signature(...).bind``). Each parameter set becomes one
-workload of the matrix; its jobs are the task H1's registry gives the callable
-(``poollab.user.<module>.<function>``), which every consumer registers from POOLLAB_JOBS.
+Before the lab starts, a bad ``--job`` or ``--params`` is refused with a message and nothing
+is started: the callable must import, be callable, and accept each parameter set
+(``inspect.signature(...).bind``). Each parameter set becomes one workload of the matrix,
+whose jobs are the task the lab's registry (:mod:`poollab.userjobs`) names after the callable,
+``poollab.user.<module>.<function>``, which every consumer registers from POOLLAB_JOBS. Then:
+its bare loop (:mod:`poollab.measure.bench.userprobe`), and what the report says about it.
 """
 
 from __future__ import annotations
