@@ -256,6 +256,9 @@ class Runner:
         async_bodies = (
             calibrate_async(builtin, config.job_params, url) if "asyncio" in config.pools else {}
         )
+        if config.user_jobs:
+            names = ", ".join(w.name for w in config.user_jobs)
+            self.lab.say(f"timing {names} in a bare loop, no queue (a few seconds)")
         try:
             # the lab's environment: a job that calls the upstream calls the bench's own
             user = calibrate_user(config.user_jobs, self.cores, self.lab.env)
