@@ -139,9 +139,10 @@ class References:
             bodies=_least_bodies(self.bodies, other.bodies),
             async_bodies=_least_bodies(self.async_bodies, other.async_bodies),
             user={
-                name: _least_user(mine, other.user[name]) if name in other.user else mine
-                for name, mine in {**other.user, **self.user}.items()
-            },
+                name: _least_user(self.user[name], theirs) if name in self.user else theirs
+                for name, theirs in other.user.items()
+            }
+            | {name: mine for name, mine in self.user.items() if name not in other.user},
         )
 
 

@@ -95,5 +95,7 @@ def test_timings_merge_to_the_least_cost_and_the_most_overlap() -> None:
     again = refs_with(job=later, new=calibration())
     merged = first.merged(again).user
     assert set(merged) == {"job", "new"}
+    # a workload timed once keeps its figures and its count of calls
+    assert merged["new"] == calibration() and again.merged(first).user["new"] == calibration()
     assert merged["job"].cpu_ms == 0.1 and merged["job"].wall_ms == 10.5
     assert merged["job"].thread_overlap == 0.9 and merged["job"].jobs == 60
