@@ -9,6 +9,7 @@ import pytest
 from poollab.demo import interpreters, scaling, subinterpreters
 from poollab.demo.context import DemoContext
 from poollab.demo.result import DemoResult, Verdict
+from poollab.demo.runtime import this_python
 
 from .conftest import assert_structure, assert_verdict_follows, num, rows_by
 from .test_other_python import rule_for
@@ -75,3 +76,19 @@ def test_the_cached_314_given_by_path_runs_chrooted(tmp_path: Path) -> None:
     assert result.summary["chosen"] == "given with --python"
     assert result.summary["run_as"] == cached.label()
     assert [row["kind"] for row in result.rows] == subinterpreters.KINDS
+
+
+def test_on_a_fresh_machine_the_row_names_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if sys.version_info >= (3, 14):
+        pytest.skip("this interpreter has InterpreterPoolExecutor")
+    monkeypatch.setenv("POOLLAB_CACHE_DIR", str(tmp_path / "empty"))
+    result = subinterpreters.run(DemoContext(quick=True, out_dir=tmp_path))
+    assert result.verdict is Verdict.SKIPPED and result.chart is None
+    assert result.rows[0]["status"] == (
+        "skipped: needs CPython 3.14 (concurrent.futures.InterpreterPoolExecutor); this is "
+        f"{this_python()}, and no CPython 3.14 is cached in {tmp_path / 'empty' / 'forky-py314'}: "
+        "get one with `poollab interpreters get 3.14` (root and debootstrap, 30-100 s once) or "
+        "give one with --python PATH"
+    )
