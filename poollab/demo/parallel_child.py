@@ -57,7 +57,7 @@ def describe() -> dict[str, Any]:
     }
 
 
-def seconds_per_iteration(sample: int = 200_000) -> float:
+def seconds_per_spin_iteration(sample: int = 200_000) -> float:
     best = float("inf")
     for _ in range(3):
         start = time.perf_counter()
@@ -75,7 +75,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     unknown = [k for k in kinds if k != SERIAL and k not in POOLS]
     if unknown:
         raise SystemExit(f"unknown kinds {unknown}; choose from {[SERIAL, *POOLS]}")
-    size = max(1, int(spec["serial_s"] / calls / seconds_per_iteration()))
+    size = max(1, int(spec["serial_s"] / calls / seconds_per_spin_iteration()))
     missing = {k: _missing(k) for k in kinds if k != SERIAL and POOLS[k] is None}
     runnable = [k for k in kinds if k not in missing]
     best = dict.fromkeys(runnable, float("inf"))
