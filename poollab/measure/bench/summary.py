@@ -2,9 +2,9 @@
 
 ``python -m poollab.measure.bench.summary OUT.json NAME RESULTS.json [RESULTS.json ...]
 --command "..."`` writes one Summary (poollab.measure.claims.summary) with a row per cell of
-every run given: the figures a reader checks a claim against (rate, ceiling, × solo, the flag,
-the CPU per job of the main process and its children, the cores other programs used), and
-the run's own command. Raw per-job data stays in the run's directory.
+every run given: the figures a reader checks a claim against (rate, ceiling, × solo, the
+repeats' spread, the flag, the CPU per job of the main process and its children, the cores
+other programs used), and the run's own command. Raw per-job data stays in the run's directory.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from poollab.measure.claims import summary
 
 COLUMNS = [
     "profile", "pool", "c", "workload", "mode", "jobs", "done", "jobs/s", "ceiling/s",
-    "of ceiling", "bound", "× solo", "flag", "steady s", "CPU ms/job main", "CPU ms/job children",
-    "other cores",
+    "of ceiling", "bound", "× solo", "repeats' spread", "flag", "steady s", "CPU ms/job main",
+    "CPU ms/job children", "other cores",
 ]  # fmt: skip
 
 
@@ -39,12 +39,18 @@ def _flag(cell: BenchCell) -> str:
     return ", ".join(marks)
 
 
+def _spread(cell: BenchCell) -> str | None:
+    """(max − min) / mean of the repeats' rates; None with one run."""
+    spread = cell.throughput_spread
+    return f"{spread * 100:.0f}%" if spread is not None and math.isfinite(spread) else None
+
+
 def cell_row(cell: BenchCell) -> Row:
     values: list[Cell] = [
         cell.profile, cell.pool, cell.concurrency, cell.workload, cell.mode, cell.jobs,
         cell.completed, _round(cell.throughput_per_s, 1), _round(cell.ceiling_per_s, 0),
         f"{cell.efficiency * 100:.0f}%" if math.isfinite(cell.efficiency) else None,
-        cell.bound, _round(cell.x_solo, 2), _flag(cell), _round(cell.steady_s, 2),
+        cell.bound, _round(cell.x_solo, 2), _spread(cell), _flag(cell), _round(cell.steady_s, 2),
         _round(cell.cpu_ms_per_job.main_ms, 2), _round(cell.cpu_ms_per_job.children_ms, 2),
         _round(cell.contention.other_cores, 2),
     ]  # fmt: skip

@@ -21,6 +21,7 @@ def test_each_cell_is_a_row_with_its_flag_and_its_processes_cpu(tmp_path: Path) 
         pathology=Pathology("cores", "stall", "no job ran 99% of the time"),
     )  # fmt: skip
     solo = make_cell(contention=Contention(1.0, 0.1, 0.8, 0.1))
+    stalled.throughput_spread = 0.374
     run = make_run([solo, stalled])
     found = bench_summary("gevent-stall", "poollab bench ...", [run])
     (table,) = found.tables
@@ -29,8 +30,10 @@ def test_each_cell_is_a_row_with_its_flag_and_its_processes_cpu(tmp_path: Path) 
     row = table.rows[1]
     assert row["flag"] == "⚠ stall, short" and row["CPU ms/job main"] == 20.0
     assert row["jobs/s"] == 1.0 and row["other cores"] == 0.7
+    assert row["repeats' spread"] == "37%"
     # not measured: null, never a made-up figure
     assert table.rows[0]["× solo"] is None and table.rows[0]["CPU ms/job main"] is None
+    assert table.rows[0]["repeats' spread"] is None
     assert found.busy_cores == 0.4 and found.command == "poollab bench ..."
 
     results = tmp_path / "results.json"
