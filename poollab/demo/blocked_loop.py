@@ -281,11 +281,11 @@ def _verdict(rows: list[Row], consumer_rows: list[Row], block_s: float) -> tuple
     return verdict_from(
         failures,
         lambda: (
-            f"inline calls lagged the loop by at least {inline_max:.0f} ms each (a call is "
-            f"{block_s * 1000:.0f} ms); offloaded, p99 lag at most {offloaded_p99:.1f} ms; CPU "
-            f"in a thread: p50 lag {low} ms at {SWITCH_INTERVALS_MS[0]:.0f} ms switch "
-            f"interval, {high} ms at {SWITCH_INTERVALS_MS[1]:.0f} ms; "
-            + consumer_lag.describe(consumer_rows)
+            f"inline calls stopped the loop for at least {inline_max:.0f} ms (one call is "
+            f"{block_s * 1000:.0f} ms; ready coroutines ran theirs back to back); "
+            f"offloaded, p99 lag at most {offloaded_p99:.1f} ms; CPU in a thread: p50 lag "
+            f"{low} ms at {SWITCH_INTERVALS_MS[0]:.0f} ms switch interval, {high} ms at "
+            f"{SWITCH_INTERVALS_MS[1]:.0f} ms; " + consumer_lag.describe(consumer_rows)
         ),
     )
 
