@@ -64,11 +64,18 @@ def _rate(cell: BenchCell) -> str:
     return f"{cell.throughput_per_s:,.0f} jobs/s"
 
 
+def _share(eff: float) -> str:
+    """A share of the ceiling: whole percents, two significant digits below 10%
+    (a noop cell is a tiny share of its body's ceiling, never "0%")."""
+    percent = eff * 100
+    return f"{percent:.0f}%" if percent >= 10 else f"{percent:.2g}%"
+
+
 def _of_ceiling(cell: BenchCell) -> str:
     eff = cell.efficiency
     if not math.isfinite(eff):
         return ""
-    return f" ({eff * 100:.0f}% of its {cell.bound}-bound ceiling of {cell.ceiling_per_s:,.0f}/s)"
+    return f" ({_share(eff)} of its {cell.bound}-bound ceiling of {cell.ceiling_per_s:,.0f}/s)"
 
 
 def _cores(k: int) -> str:
@@ -155,7 +162,7 @@ def by_cores_lines(chosen: list[BenchCell], refs: References) -> list[str]:
         assert top is not None
         items = [
             f"{c.label} — {execution_model(c, refs)} — {_rate(c)}, "
-            f"{c.efficiency * 100:.0f}% of its ceiling"
+            f"{_share(c.efficiency)} of its ceiling"
             for c in members
             if math.isfinite(c.efficiency)
         ]
@@ -244,9 +251,18 @@ def executor_note(pick: BenchCell, refs: References) -> str | None:
     return "Its CPU work ran on the event loop itself: nothing else ran while a job computed."
 
 
-def caveats(pick: BenchCell, chosen: list[BenchCell], busy_cores: float) -> list[str]:
+def caveats(
+    pick: BenchCell, top: BenchCell, chosen: list[BenchCell], refs: References, busy_cores: float
+) -> list[str]:
     """What could make the recommendation wrong, each from the figures."""
     found = []
+    mine, theirs = cores_usable(pick, refs), cores_usable(top, refs)
+    if pick.workload in CPU_BOUND and mine < theirs:
+        found.append(
+            f"{pick.label} can use {_cores(mine)} for its CPU work and {top.label} {theirs}: "
+            f"their ceilings are {pick.ceiling_per_s:,.0f}/s and {top.ceiling_per_s:,.0f}/s, "
+            "so on a machine with its cores free the gap can grow that far"
+        )
     if pick.pathology is not None:
         cause = pick.pathology.cause or "cause not known"
         found.append(f"{pick.label} itself is flagged ⚠ ({cause}: {pick.pathology.detail})")
@@ -311,5 +327,6 @@ def recommendation(run: BenchRun, workload: str) -> str | None:
     note = executor_note(pick, refs)
     if note:
         parts.append(note)
-    parts.append("Caveats: " + "; ".join(caveats(pick, chosen, run.config.busy_cores)) + ".")
+    found = caveats(pick, top, chosen, refs, run.config.busy_cores)
+    parts.append("Caveats: " + "; ".join(found) + ".")
     return " ".join(parts)

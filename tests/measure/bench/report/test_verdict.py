@@ -142,6 +142,11 @@ def test_the_caveats_name_flags_a_busy_machine_short_cells_and_noise() -> None:
     # solo is within 10% of prefork on less memory; each caveat from its own template
     assert pick.startswith("cpu: **solo -c 1** — one thread — within 10% of the fastest")
     assert "flagged ⚠ below 25% of their ceiling: gevent c=2" in pick
+    # like with like: a one-core pick beside a two-core fastest says how far apart they can be
+    assert (
+        "Caveats: solo c=1 can use one core for its CPU work and prefork c=2 2: their ceilings "
+        "are 100/s and 200/s, so on a machine with its cores free the gap can grow that far;"
+    ) in pick
     assert (
         "other programs used more than 0.35 cores during prefork c=2 (0.95): those rates are "
         "lower than this machine can do"
@@ -219,3 +224,12 @@ def test_prefork_below_one_and_a_half_solo_is_explained_by_the_machine_or_its_ow
     )
     fast = replace(busy, throughput_per_s=170.0)
     assert why_not_parallel([fast, solo], solo, REFS, busy_cores=0.35) == []
+
+
+def test_a_tiny_share_of_the_ceiling_keeps_two_significant_digits() -> None:
+    noop = [make_cell(throughput_per_s=650.0, pool="gevent", concurrency=100)]
+    apply_ceilings(noop, REFS)
+    (line, *_) = workload_verdict(make_run(noop), "noop")
+    assert_clean(line)
+    # 650/s against a 1 µs body's 1,000,000/s
+    assert "(0.065% of its cores-bound ceiling of 1,000,000/s)" in line
