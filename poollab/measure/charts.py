@@ -79,6 +79,44 @@ def bars(
     _decorate(ax, title, ylabel, log)
 
 
+def stacked_bars(
+    ax: Axes,
+    labels: Sequence[str],
+    series: Mapping[str, Sequence[float]],
+    *,
+    title: str = "",
+    ylabel: str = "",
+    colors: Sequence[str] | None = None,
+    shades: Sequence[float] | None = None,
+    rotation: int = 20,
+) -> None:
+    """One bar per label, the series stacked in order, the total written on top.
+
+    ``colors`` gives each bar its colour (a pool's), ``shades`` each series its opacity.
+    """
+    positions = list(range(len(labels)))
+    bottoms = [0.0] * len(labels)
+    for index, (name, values) in enumerate(series.items()):
+        heights = [_height(v) for v in values]
+        ax.bar(
+            positions,
+            heights,
+            bottom=list(bottoms),
+            label=name,
+            color=list(colors) if colors else None,
+            alpha=shades[index] if shades else None,
+            edgecolor="black",
+            linewidth=0.4,
+        )
+        bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+    for position, total in zip(positions, bottoms, strict=True):
+        ax.annotate(short(total), (position, total), ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(positions, labels=list(labels), rotation=rotation, ha="right", fontsize=8)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+    _decorate(ax, title, ylabel, False)
+
+
 def grouped_bars(
     ax: Axes,
     groups: Sequence[str],

@@ -43,7 +43,8 @@ def test_the_charts_are_pngs_and_the_markdown_names_them(report_dir: Path) -> No
     charts = sorted(report_dir.glob("report-*.png"))
     names = {p.name for p in charts}
     assert {"report-throughput.png", "report-scaling.png", "report-latency.png",
-            "report-memory.png", "report-efficiency.png"} <= names  # fmt: skip
+            "report-memory.png", "report-efficiency.png",
+            "report-cpu-split.png"} <= names  # fmt: skip
     for chart in charts:
         assert chart.read_bytes().startswith(PNG_MAGIC)
     markdown = (report_dir / "report.md").read_text()

@@ -22,6 +22,8 @@ from poollab.measure.bench.report.select import (
 from poollab.measure.bench.results import BenchCell, BenchRun, Quantile
 
 QUANTILES: tuple[Quantile, ...] = ("p50", "p95", "p99")
+# workloads whose jobs have CPU of their own worth splitting per process
+SPLIT_WORKLOADS = frozenset({"cpu", "mixed"})
 # the report's charts are small multiples: narrower panels, a lower resolution than a demo's
 PANEL_WIDTH, PANEL_HEIGHT, DPI = 4.6, 4.0, 90
 
@@ -240,6 +242,42 @@ def _rate_of(run: BenchRun, workload: str, mode: str, profile: str, like: BenchC
     return same[0].throughput_per_s if same else math.nan
 
 
+def cpu_split_chart(run: BenchRun, out: Path) -> Chart | None:
+    """CPU per job of each consumer's main process and of its children, against the body's."""
+    profile, mode = main_profile(run), main_mode(run)
+    kinds = [w for w in workloads(run) if w in SPLIT_WORKLOADS]
+    if not kinds:
+        return None
+    fig, axes = charts.new_figure(len(kinds), PANEL_WIDTH, PANEL_HEIGHT)
+    for ax, workload in zip(axes, kinds, strict=True):
+        chosen = cells(run, workload=workload, mode=mode, profile=profile)
+        charts.stacked_bars(
+            ax,
+            [c.label for c in chosen],
+            {
+                "main process": [c.cpu_ms_per_job.main_ms for c in chosen],
+                "children": [c.cpu_ms_per_job.children_ms for c in chosen],
+            },
+            title=workload,
+            ylabel="CPU ms per job",
+            colors=[pool_color(c.pool) for c in chosen],
+            shades=(1.0, 0.45),
+            rotation=30,
+        )
+        body = run.references.bodies.get(workload)
+        if body is not None:
+            ax.axhline(body.cpu_ms, color="black", linewidth=0.8, linestyle="--")
+    name = _save(fig, out, "report-cpu-split.png", f"Where each job's CPU went ({mode})")
+    return Chart(
+        name,
+        "CPU per job: the main process and its children",
+        "Each consumer's main process (dark) and its children (light: prefork's, the asyncio "
+        "consumer's CPU executor), CPU ms per completed job, read from /proc over each cell; "
+        "the dashed line is the job body's own CPU in a bare loop. What stands above the line "
+        "is the consumer's own path: for prefork, handing each job to a child and back.",
+    )
+
+
 def _params(chosen: Sequence[BenchCell]) -> str:
     if not chosen or not chosen[0].params:
         return ""
@@ -254,6 +292,7 @@ def draw_charts(run: BenchRun, out: Path) -> list[Chart]:
         latency_chart,
         memory_chart,
         efficiency_chart,
+        cpu_split_chart,
         profiles_chart,
     ):
         chart = draw(run, out)
