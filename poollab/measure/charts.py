@@ -79,44 +79,6 @@ def bars(
     _decorate(ax, title, ylabel, log)
 
 
-def stacked_bars(
-    ax: Axes,
-    labels: Sequence[str],
-    series: Mapping[str, Sequence[float]],
-    *,
-    title: str = "",
-    ylabel: str = "",
-    colors: Sequence[str] | None = None,
-    shades: Sequence[float] | None = None,
-    rotation: int = 20,
-) -> None:
-    """One bar per label, the series stacked in order, the total written on top.
-
-    ``colors`` gives each bar its colour (a pool's), ``shades`` each series its opacity.
-    """
-    positions = list(range(len(labels)))
-    bottoms = [0.0] * len(labels)
-    for index, (name, values) in enumerate(series.items()):
-        heights = [_height(v) for v in values]
-        ax.bar(
-            positions,
-            heights,
-            bottom=list(bottoms),
-            label=name,
-            color=list(colors) if colors else None,
-            alpha=shades[index] if shades else None,
-            edgecolor="black",
-            linewidth=0.4,
-        )
-        bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
-    for position, total in zip(positions, bottoms, strict=True):
-        ax.annotate(short(total), (position, total), ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(positions, labels=list(labels), rotation=rotation, ha="right", fontsize=8)
-    ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize=7)
-    _decorate(ax, title, ylabel, False)
-
-
 def grouped_bars(
     ax: Axes,
     groups: Sequence[str],
@@ -128,24 +90,34 @@ def grouped_bars(
     shades: Sequence[float] | None = None,
     log: bool = False,
     rotation: int = 0,
+    stacked: bool = False,
 ) -> None:
-    """A group of bars per label, one bar per series, side by side around the label.
+    """A group of bars per label, one bar per series, side by side around the label; or,
+    ``stacked``, one bar per label with the series on top of each other and the total on top.
 
     ``colors`` gives each group its colour (a pool's), ``shades`` each series its opacity;
     without colours each series gets the next colour of the cycle.
     """
-    width = 0.8 / max(1, len(series))
+    width = 0.8 if stacked else 0.8 / max(1, len(series))
     positions = list(range(len(groups)))
+    bottoms = [0.0] * len(groups)
     for index, (name, values) in enumerate(series.items()):
-        offset = (index - (len(series) - 1) / 2) * width
+        offset = 0.0 if stacked else (index - (len(series) - 1) / 2) * width
+        heights = [_height(v) for v in values]
         ax.bar(
             [p + offset for p in positions],
-            [_height(v) for v in values],
+            heights,
             width=width,
+            bottom=list(bottoms) if stacked else None,
             label=name,
             color=list(colors) if colors else None,
             alpha=shades[index] if shades else None,
         )
+        if stacked:
+            bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+    if stacked:
+        for position, total in zip(positions, bottoms, strict=True):
+            ax.annotate(short(total), (position, total), ha="center", va="bottom", fontsize=7)
     ha = "right" if rotation else "center"
     ax.set_xticks(positions, labels=list(groups), rotation=rotation, ha=ha, fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)

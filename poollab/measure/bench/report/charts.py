@@ -251,7 +251,7 @@ def cpu_split_chart(run: BenchRun, out: Path) -> Chart | None:
     fig, axes = charts.new_figure(len(kinds), PANEL_WIDTH, PANEL_HEIGHT)
     for ax, workload in zip(axes, kinds, strict=True):
         chosen = cells(run, workload=workload, mode=mode, profile=profile)
-        charts.stacked_bars(
+        charts.grouped_bars(
             ax,
             [c.label for c in chosen],
             {
@@ -263,6 +263,7 @@ def cpu_split_chart(run: BenchRun, out: Path) -> Chart | None:
             colors=[pool_color(c.pool) for c in chosen],
             shades=(1.0, 0.45),
             rotation=30,
+            stacked=True,
         )
         body = run.references.bodies.get(workload)
         if body is not None:
