@@ -272,9 +272,11 @@ def ratios(cases: list[Case]) -> list[str]:
     return lines
 
 
-def _relative(argv: list[str]) -> list[str]:
-    # a venv's absolute path says nothing to a reader: keep the program's name
-    return [Path(word).name if word.startswith("/") else word for word in argv]
+def _worker_command(system: System, ctx: Context) -> list[str]:
+    """The worker's environment and command as a reader would type it: a venv's absolute path
+    says nothing to them, so programs go by their names."""
+    env = [f"{key}={value}" for key, value in system.env.items()]
+    return [*env, *(Path(w).name if w.startswith("/") else w for w in system.argv(ctx))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -338,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.summary:
         peers = peers_venv.python() if any(SYSTEMS[s].peers_venv for s in systems) else None
         given = list(argv or sys.argv[1:])
-        workers = {name: _relative(SYSTEMS[name].argv(run.ctx)) for name in systems}
+        workers = {name: _worker_command(SYSTEMS[name], run.ctx) for name in systems}
         record.write(args.summary, given, cases, systems, load.other_cores, peers, workers)
     print(report)
     return 0

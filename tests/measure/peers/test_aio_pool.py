@@ -37,3 +37,7 @@ def test_the_aio_pool_runs_the_labs_jobs_one_at_a_time(tmp_path: Path) -> None:
     assert record["versions"]["celery-aio-pool"] == "0.1.0rc8"
     assert record["command"].startswith("python -m poollab.measure.peers --systems celery-aio-pool")
     assert record["busy_cores"] is not None
+    commands = next(t for t in record["tables"] if t["title"].startswith("worker commands"))
+    (command,) = (row["command"] for row in commands["rows"])
+    assert command.startswith("`CELERY_CUSTOM_WORKER_POOL=celery_aio_pool.pool:AsyncIOPool celery")
+    assert " -P custom " in command
