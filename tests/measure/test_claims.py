@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from poollab.demo.result import DemoResult, Section, Verdict
-from poollab.measure.claims import blocks, cli, faults, render, summary, talk
+from poollab.measure.claims import blocks, cli, faults, render, run, summary, talk
 from poollab.measure.claims.paths import DOCS, RESULTS, ROOT
 
 
@@ -160,3 +161,45 @@ def test_run_refuses_an_unknown_name(capsys: pytest.CaptureFixture[str]) -> None
     assert cli.main(["run", "nonsense", "talk:nope"]) == 2
     err = capsys.readouterr().err
     assert "unknown run 'nonsense', 'nope'" in err and "talk:executors" in err
+
+
+def test_run_talk_writes_the_demos_json_and_render_takes_it(tmp_path: Path) -> None:
+    root = _copy_repo(tmp_path)
+    path = root / RESULTS / "talk" / "sleep.json"
+    path.unlink()
+    assert cli.main(["--root", str(root), "run", "talk:sleep", "--quick"]) == 0
+    document = json.loads(path.read_text())
+    assert document["command"] == "poollab demo sleep --quick --json --no-chart"
+    assert document["recorded"].endswith(" UTC")
+    (result,) = document["results"]
+    assert result["name"] == "sleep" and result["quick"] is True
+    assert result["background_cores"] is not None
+    assert cli.main(["--root", str(root), "render"]) == 0
+    assert "`poollab demo sleep --quick --json --no-chart`" in (root / "docs/TALK.md").read_text()
+
+
+def test_a_skip_never_replaces_a_run_made_where_the_experiment_could_run(tmp_path: Path) -> None:
+    path = _demo_file(tmp_path, "subinterpreters", Verdict.HELD)
+    skip = {"results": [{"verdict": "skipped"}]}
+    assert run.keeps_committed_run(path, skip)
+    assert not run.keeps_committed_run(path, {"results": [{"verdict": "held"}]})
+    assert not run.keeps_committed_run(tmp_path / "absent.json", skip)
+    _demo_file(tmp_path, "subinterpreters", Verdict.SKIPPED)
+    assert not run.keeps_committed_run(path, skip)
+
+
+def test_run_all_goes_on_past_a_failed_measurement(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ran = []
+
+    def broken(root: Path, quick: bool) -> None:
+        raise subprocess.CalledProcessError(1, ["x"])
+
+    def fine(root: Path, quick: bool) -> None:
+        ran.append(quick)
+
+    monkeypatch.setattr(run, "RUNNERS", {"first": broken, "second": fine})
+    assert cli.main(["run", "all", "--quick"]) == 1
+    assert ran == [True]
+    assert "failed: first; their committed files are unchanged" in capsys.readouterr().err

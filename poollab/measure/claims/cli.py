@@ -71,9 +71,17 @@ def _run(root: Path, names: list[str], quick: bool) -> int:
         print(f"error: unknown run {', '.join(map(repr, unknown))}; choose from: {choices}",
               file=sys.stderr)  # fmt: skip
         return 2
+    failed = []
     if experiments:
-        run.run_talk(root, quick, experiments)
+        try:
+            run.run_talk(root, quick, experiments)
+        except RuntimeError as error:
+            print(f"error: {error}", file=sys.stderr)
+            failed.append("talk")
     if plain:
-        run.run(root, plain, quick)
+        failed += run.run(root, plain, quick)
+    if failed:
+        print(f"failed: {', '.join(failed)}; their committed files are unchanged", file=sys.stderr)
+        return 1
     print("now: python -m poollab.measure.claims render", file=sys.stderr)
     return 0

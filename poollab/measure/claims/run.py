@@ -12,8 +12,9 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from poollab.demo import registry
 from poollab.demo.background import BackgroundLoad
@@ -32,27 +33,34 @@ def _log(message: str) -> None:
 
 def run_talk(root: Path, quick: bool, names: list[str] | None = None) -> None:
     chosen = names or list(registry.NAMES)
+    failed = []
     for index, name in enumerate(chosen, 1):
         _log(f"talk {index}/{len(chosen)}: poollab demo {name}")
         argv = [sys.executable, "-m", "poollab.cli", "demo", name, "--json", "--no-chart"]
         argv += ["--quick"] if quick else []
+        # stdout is the JSON; the demo's progress bars go through on stderr
         out = subprocess.run(
-            argv, cwd=root, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, check=False
+            argv, cwd=root, stdout=subprocess.PIPE, text=True, timeout=DEMO_TIMEOUT_S, check=False
         )
         if out.returncode != 0 or not out.stdout.strip():
-            raise RuntimeError(f"poollab demo {name} exited {out.returncode}: {out.stderr[-2000:]}")
+            # one broken experiment must not cost the others their run
+            _log(f"talk {name}: exited {out.returncode}; its committed run is left as it was")
+            failed.append(name)
+            continue
         document = json.loads(out.stdout)
         document["recorded"] = summary.today()
         path = root / RESULTS / "talk" / f"{name}.json"
-        if _keeps_committed_run(path, document):
+        if keeps_committed_run(path, document):
             _log(f"talk {name}: skipped on this interpreter; the committed run is kept")
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(document, indent=1) + "\n")
         _log(f"talk {name}: {document['results'][0]['verdict']} -> {path.relative_to(root)}")
+    if failed:
+        raise RuntimeError(f"poollab demo failed for: {', '.join(failed)}")
 
 
-def _keeps_committed_run(path: Path, document: dict[str, object]) -> bool:
+def keeps_committed_run(path: Path, document: Mapping[str, Any]) -> bool:
     """A skip (this interpreter cannot run it) never replaces a run made where it could."""
     results = document.get("results")
     skipped = isinstance(results, list) and results and results[0].get("verdict") == "skipped"
@@ -63,8 +71,8 @@ def _keeps_committed_run(path: Path, document: dict[str, object]) -> bool:
 
 
 def run_peers(root: Path, quick: bool) -> None:
-    sizes = ["--noop-jobs", "2000", "--io-jobs", "2000", "--repeat", "1"] if quick else []
-    sizes = sizes or ["--noop-jobs", "10000", "--io-jobs", "10000", "--repeat", "3"]
+    jobs, repeat = ("2000", "1") if quick else ("10000", "3")
+    sizes = ["--noop-jobs", jobs, "--io-jobs", jobs, "--repeat", repeat]
     target = RESULTS / "peers" / "peers.json"
     argv = [sys.executable, "-m", "poollab.measure.peers", *sizes, "--run-timeout", "30"]
     argv += ["--summary", str(target)]
@@ -82,8 +90,8 @@ def run_overhead(root: Path, quick: bool) -> None:
 
 def run_publisher(root: Path, quick: bool) -> None:
     """The publisher against send_task, without and with issued-ids records, in one summary."""
-    sizes = ["--jobs", "20000", "--celery-jobs", "1000", "--rounds", "1"] if quick else []
-    sizes = sizes or ["--jobs", "100000", "--celery-jobs", "5000", "--rounds", "5"]
+    jobs, celery_jobs, rounds = ("20000", "1000", "1") if quick else ("100000", "5000", "5")
+    sizes = ["--jobs", jobs, "--celery-jobs", celery_jobs, "--rounds", rounds]
     rows: list[Row] = []
     commands = []
     with BackgroundLoad() as load:
@@ -129,9 +137,17 @@ RUNNERS: dict[str, Callable[[Path, bool], None]] = {
 }
 
 
-def run(root: Path, names: list[str], quick: bool) -> None:
+def run(root: Path, names: list[str], quick: bool) -> list[str]:
+    """Run each measurement in turn; the names of those that failed (the others still ran)."""
     chosen = list(RUNNERS) if "all" in names else names
+    failed = []
     for name in chosen:
         started = time.monotonic()
-        RUNNERS[name](root, quick)
+        try:
+            RUNNERS[name](root, quick)
+        except (RuntimeError, subprocess.SubprocessError) as error:
+            _log(f"{name}: FAILED after {time.monotonic() - started:.0f} s: {error}")
+            failed.append(name)
+            continue
         _log(f"{name}: done in {time.monotonic() - started:.0f} s")
+    return failed
