@@ -7,6 +7,7 @@ import math
 import statistics
 from collections.abc import Callable
 
+from poollab.measure.bench.ceilings import References
 from poollab.measure.bench.report.charts import Chart
 from poollab.measure.bench.report.document import (
     Bullets,
@@ -286,14 +287,23 @@ def _method(doc: Document, run: BenchRun) -> None:
                 "gevent and the asyncio consumer's event loop; min(c, "
                 f"{refs.cores}) for prefork; min({refs.asyncio_cpu_workers}, {refs.cores}) "
                 "for the asyncio consumer's CPU executor) and, live, the **offered** rate "
-                "(jobs / (last send − first send)). Job bodies: "
-                + ", ".join(
-                    f"{w} {b.cpu_ms:.3g} ms of CPU ({b.jobs:,} in {b.wall_ms * b.jobs:,.0f} ms)"
-                    for w, b in refs.bodies.items()
-                )
-                + f" ({refs.method}). Efficiency = throughput / ceiling; ⚠ marks a cell "
+                "(jobs / (last send − first send)). "
+                + _bodies_sentence(refs)
+                + "Efficiency = throughput / ceiling; ⚠ marks a cell "
                 "below 25% of it. × solo is plainly relative: throughput / the solo cell's "
                 "of the same workload, mode and profile.",
             ]
         ),
     )
+
+
+def _bodies_sentence(refs: References) -> str:
+    """The built-in job bodies' bare-loop figures; a --job-only run has none (its callables'
+    figures have a paragraph of their own)."""
+    if not refs.bodies:
+        return ""
+    timings = ", ".join(
+        f"{w} {b.cpu_ms:.3g} ms of CPU ({b.jobs:,} in {b.wall_ms * b.jobs:,.0f} ms)"
+        for w, b in refs.bodies.items()
+    )
+    return f"Job bodies: {timings} ({refs.method}). "

@@ -33,6 +33,16 @@ def _plural(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
 
+def in_executor(cell: BenchCell, refs: References) -> bool:
+    """Whether the asyncio consumer ran the cell's job bodies in its CPU executor: the
+    built-in CPU kinds, and a --job callable that is a plain function (async ones it awaits
+    on its loop)."""
+    own = refs.user.get(cell.workload)
+    if own is not None:
+        return not own.is_async
+    return cell.workload in EXECUTOR_WORKLOADS
+
+
 def execution_model(cell: BenchCell, refs: References) -> str:
     """ "2 processes", "16 threads in one process (one GIL)", "one event loop + a 2-process
     CPU executor", ... for the cell's pool, concurrency and workload."""
@@ -46,7 +56,7 @@ def execution_model(cell: BenchCell, refs: References) -> str:
     if cell.pool == "solo":
         return "one thread"
     if cell.pool == "asyncio":
-        if cell.workload not in EXECUTOR_WORKLOADS:
+        if not in_executor(cell, refs):
             return f"one event loop, up to {_plural(c, 'task', 'tasks')} at once"
         kind, workers = asyncio_executor(cell, refs)
         if kind == "process":
@@ -59,7 +69,7 @@ def execution_model(cell: BenchCell, refs: References) -> str:
 
 def cores_usable(cell: BenchCell, refs: References) -> int:
     """Cores the cell's job bodies could run on at once (the cores bound's numerator)."""
-    if cell.pool == "asyncio" and cell.workload in EXECUTOR_WORKLOADS:
+    if cell.pool == "asyncio" and in_executor(cell, refs):
         kind, workers = asyncio_executor(cell, refs)
         if kind != "process":
             return 1

@@ -13,7 +13,12 @@ import math
 
 from poollab.measure.bench.ceilings import PATHOLOGY_EFFICIENCY, References
 from poollab.measure.bench.report.explain import cpu_notes, why_not_parallel
-from poollab.measure.bench.report.models import asyncio_executor, cores_usable, execution_model
+from poollab.measure.bench.report.models import (
+    asyncio_executor,
+    cores_usable,
+    execution_model,
+    in_executor,
+)
 from poollab.measure.bench.report.select import (
     best,
     best_per_pool,
@@ -235,7 +240,10 @@ def workload_verdict(run: BenchRun, workload: str) -> list[str]:
 
 def executor_note(pick: BenchCell, refs: References) -> str | None:
     """An asyncio pick for CPU work: say where that work ran, and what it compares with."""
-    if pick.pool != "asyncio" or pick.workload not in CPU_BOUND | {"mixed"}:
+    if pick.pool != "asyncio" or not (
+        pick.workload in CPU_BOUND | {"mixed"}
+        or (pick.workload in refs.user and in_executor(pick, refs))
+    ):
         return None
     kind, workers = asyncio_executor(pick, refs)
     if kind == "process":

@@ -6,10 +6,10 @@ import math
 import re
 from dataclasses import replace
 
-from poollab.measure.bench.ceilings import Pathology
+from poollab.measure.bench.ceilings import Pathology, UserCalibration
 from poollab.measure.bench.report.explain import cpu_note, why_not_parallel
-from poollab.measure.bench.report.models import execution_model
-from poollab.measure.bench.report.verdict import recommendation, workload_verdict
+from poollab.measure.bench.report.models import cores_usable, execution_model
+from poollab.measure.bench.report.verdict import executor_note, recommendation, workload_verdict
 from poollab.measure.bench.results import (
     BenchCell,
     ConsumerCommand,
@@ -233,3 +233,25 @@ def test_a_tiny_share_of_the_ceiling_keeps_two_significant_digits() -> None:
     assert_clean(line)
     # 650/s against a 1 µs body's 1,000,000/s
     assert "(0.065% of its cores-bound ceiling of 1,000,000/s)" in line
+
+
+def test_a_job_callable_on_the_asyncio_consumer_is_described_where_it_ran() -> None:
+    def calibration(is_async: bool) -> UserCalibration:
+        return UserCalibration(
+            params={}, is_async=is_async, jobs=10, cpu_ms=5.0, cpu_ms_mean=5.0,
+            thread_cpu_ms=5.0, wall_ms=5.0, wall_ms_mean=5.0, cpu_share=1.0, threads=2,
+            thread_speedup=1.9, thread_overlap=0.9,
+        )  # fmt: skip
+
+    refs = replace(REFS, user={"plain": calibration(False), "coro": calibration(True)})
+    command = ConsumerCommand(CONSUMER, {})
+    plain = make_cell(pool="asyncio", concurrency=100, workload="plain", command=command)
+    coro = make_cell(pool="asyncio", concurrency=100, workload="coro", command=command)
+    # a plain function goes to the consumer's executor, an async one is awaited on its loop
+    assert execution_model(plain, refs) == "one event loop + a 2-process CPU executor"
+    assert execution_model(coro, refs) == "one event loop, up to 100 tasks at once"
+    assert cores_usable(plain, refs) == 2
+    assert cores_usable(coro, refs) == 1
+    note = executor_note(plain, refs)
+    assert note is not None and "2-process pool" in note
+    assert executor_note(coro, refs) is None
