@@ -43,26 +43,29 @@ def process_cpu_s() -> float:
 
 
 def thread_speedup(call: Callable[[], Any], threads: int, wall_s: float) -> float:
-    """Serial wall ÷ parallel wall for ``threads`` calls: the best of a few rounds, each
-    timing the two back to back; NaN when a round would take more than THREADS_BUDGET_S.
+    """Serial wall ÷ parallel wall for ``threads`` calls: the least serial timing over a few
+    rounds ÷ the least parallel one, the two timed back to back in each round; NaN when a
+    round would take more than THREADS_BUDGET_S.
 
-    The best, not the median: other work on the machine, a core waking late or the GIL handed
-    over late only ever lower a round's overlap, and the ceilings built on it must stay upper
-    bounds (a median put a GIL-releasing hash at 0.07 while the threads pool ran it on 1.5
-    cores)."""
+    The least of each, as for every bare-loop timing: other work on the machine, a core
+    waking late or the GIL handed over late only ever add to a timing. A ratio per round
+    cannot be cleaned that way: a burst during the serial half inflates it (a pure-Python
+    call read 3.6×), one during the parallel half deflates it (a median put a GIL-releasing
+    hash at 0.07 overlap while the threads pool ran it on 1.5 cores)."""
     if wall_s * threads * 2 > THREADS_BUDGET_S:
         return math.nan
-    ratios = []
+    serial: list[float] = []
+    parallel: list[float] = []
     deadline = time.perf_counter() + THREADS_BUDGET_S
     for _ in range(THREADS_ROUNDS):
         began = time.perf_counter()
         for _ in range(threads):
             call()
-        serial = time.perf_counter() - began
-        ratios.append(serial / max(_at_once(call, threads), 1e-9))
+        serial.append(time.perf_counter() - began)
+        parallel.append(_at_once(call, threads))
         if time.perf_counter() > deadline:
             break
-    return max(ratios)
+    return min(serial) / max(min(parallel), 1e-9)
 
 
 def _at_once(call: Callable[[], Any], threads: int) -> float:
