@@ -11,6 +11,7 @@ import argparse
 import datetime
 import importlib.metadata
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -174,7 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     busy = args.busy_cores
     if busy is None:
         busy = report.get("machine", {}).get("other_cores")
-    write(report, args.summary, busy)
+    record = build(report, busy)
+    # the run and its summary were two commands: the block says both
+    command = shlex.join(["python", "-m", "poollab.measure.soak_summary", *(argv or sys.argv[1:])])
+    record.notes.append(f"summarised from the run's report afterwards: `{command}`")
+    summary.write(record, args.summary)
     print(f"wrote {args.summary}", file=sys.stderr)
     return 0
 

@@ -80,5 +80,7 @@ def test_the_cli_summarises_a_report_file_and_takes_its_busy_cores(tmp_path: Pat
     source.write_text(json.dumps(report))
     out = tmp_path / "results" / "soak.json"
     assert soak_summary.main([str(source), "--summary", str(out)]) == 0
-    assert summary.read(out).busy_cores == 0.4
+    written = summary.read(out)
+    assert written.busy_cores == 0.4
+    assert written.notes[-1].startswith("summarised from the run's report afterwards: `python -m")
     assert soak_summary.main([str(tmp_path / "missing.json"), "--summary", str(out)]) == 2
